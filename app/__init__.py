@@ -1,0 +1,1 @@
+"""ClusterMatch web service: the composition root joining `scoring` and `models`."""

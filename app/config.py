@@ -1,0 +1,38 @@
+"""Settings: the only place that reads environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = f"sqlite:///{PROJECT_ROOT / 'var' / 'clustermatch.db'}"
+    data_dir: Path = PROJECT_ROOT / "data"
+    model_dir: Path = PROJECT_ROOT / "var" / "models"
+
+    max_body_bytes: int = 1024 * 1024
+    batch_max_items: int = 1000
+    # Share of the classifier probability in a hybrid score; the rest is the rule score.
+    hybrid_classifier_weight: float = Field(0.5, ge=0.0, le=1.0)
+    robustness_samples: int = 1000
+    robustness_concentration: float = 50.0
+
+    require_api_keys: bool = False
+    rate_limit_per_minute: int = 600
+    cors_origins: list[str] = []
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

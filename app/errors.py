@@ -1,0 +1,123 @@
+"""One error hierarchy with its own status codes, rendered as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ServiceError(Exception):
+    """Base for errors a caller can act on; carries its HTTP status."""
+
+    status = 400
+    title = "Bad request"
+    type = "about:blank"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.extra = extra
+
+
+class NotFound(ServiceError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(ServiceError):
+    status = 409
+    title = "Conflict"
+
+
+class InvalidInput(ServiceError):
+    """Input that parses but cannot be used (e.g. all weights zero); names the field."""
+
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, field: str, message: str, **extra: Any) -> None:
+        super().__init__(f"{field}: {message}", errors=[{"loc": field.split("."), "msg": message}], **extra)
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    title = "Forbidden"
+
+
+class ServiceUnavailable(ServiceError):
+    status = 503
+    title = "Service unavailable"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        item: dict[str, Any] = {"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", "")}
+        if "type" in err:
+            item["type"] = err["type"]
+        out.append(item)
+    return out
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Render every error the service raises, and the framework's own, as problem+json."""
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.detail, errors=exc.errors, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem(400, "Malformed JSON", "the request body is not valid JSON", errors=errors)
+        fields = ", ".join(".".join(e["loc"]) for e in errors[:5])
+        return problem(422, "Invalid request", f"invalid fields: {fields}", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
+        return problem(
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        return problem(
+            503,
+            "Service unavailable",
+            "the database is not reachable; retry shortly",
+            headers={"Retry-After": "5"},
+        )

@@ -1,0 +1,67 @@
+"""Matching and stored assessments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path
+
+from app.dependencies import SessionDep, SettingsDep
+from app.openapi_examples import BATCH_EXAMPLE, MATCH_EXAMPLES
+from app.routers.common import READ, WRITE, problems
+from app.schemas import BatchRequest, BatchResponse, MatchRequest, MatchResponse
+from app.services import assessments, matching
+
+router = APIRouter(prefix="/v1", tags=["matching"])
+
+
+@router.post(
+    "/match",
+    status_code=201,
+    response_model=MatchResponse,
+    responses={**WRITE, **problems(404)},
+    summary="Rank the four export models for a profile / 프로필에 맞는 수출 모델 순위",
+)
+def post_match(
+    request: Annotated[MatchRequest, Body(openapi_examples=MATCH_EXAMPLES)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Any:
+    """Rank production, hospital, research and composite for one country profile, explain the
+    ranking per criterion, and store it as an assessment you can read back by its id.
+
+    하나의 국가 프로필에 대해 네 가지 모델(생산·병원·연구·복합형)의 순위를 매기고 항목별 근거와 함께
+    평가 결과를 저장합니다. Give `country` (ISO3) to fill missing values from the reference data;
+    without it, `innovation_stage`, `rd_level` (or `rd_intensity_pct`) and `government_investment_will`
+    are required.
+    """
+    return matching.match(session, request=request, settings=settings)
+
+
+@router.post(
+    "/match/batch",
+    response_model=BatchResponse,
+    responses=WRITE,
+    summary="Rank many profiles in one call / 여러 프로필 일괄 평가",
+)
+def post_match_batch(
+    request: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLE)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Any:
+    """Each item is a match request; results come back in the same order. A bad item gets its own
+    error entry and does not fail the others. 항목별 오류는 해당 항목에만 표시됩니다."""
+    return {"results": matching.match_batch(session, items=request.items, settings=settings)}
+
+
+@router.get(
+    "/assessments/{assessment_id}",
+    response_model=MatchResponse,
+    responses={**READ, **problems(404)},
+    summary="A stored assessment / 저장된 평가 조회",
+)
+def get_assessment(
+    assessment_id: Annotated[str, Path(min_length=1, max_length=64)], session: SessionDep
+) -> Any:
+    """The assessment exactly as it was returned when it was made. 생성 당시 응답 그대로 반환합니다."""
+    return assessments.get_response(session, assessment_id=assessment_id)

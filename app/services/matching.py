@@ -1,0 +1,372 @@
+"""Matching: resolve the profile, score with the rules (and the classifier), explain, store."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.errors import InvalidInput, ServiceError
+from app.schemas import BatchItemError, MatchRequest, Method, ProfileIn
+from app.services import reference, weight_profiles
+from app.services.classifier_runtime import ActiveClassifier, active_classifier
+from models import Assessment
+from models.base import utcnow
+from scoring.cluster_models import BY_ID
+from scoring.engine import ENGINE_VERSION, Evaluation, WeightsError, evaluate
+from scoring.profile import CountryProfile, Level, Stage, as_scale, level_of, rd_intensity_to_scale
+from scoring.rationale import rationale
+from scoring.robustness import counterfactual, leave_one_out, robustness
+
+# Profile inputs as the API names them -> the engine's field names.
+INPUTS: dict[str, str] = {
+    "innovation_stage": "innovation_stage",
+    "rd": "rd",
+    "government_investment_will": "public_investment_will",
+    "healthcare_capacity": "healthcare_capacity",
+    "research_capacity": "research_capacity",
+    "manufacturing_base": "manufacturing_base",
+    "private_sector_strength": "private_sector_strength",
+}
+CORE_INPUTS = ("innovation_stage", "rd", "government_investment_will")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedProfile:
+    profile: CountryProfile
+    used: dict[str, dict[str, Any]]
+    country: reference.ReferenceCountry | None
+    data_version: str | None
+
+
+def _caller_value(profile_in: ProfileIn, name: str) -> tuple[Any, float | None, str | None]:
+    """(value as given, value on the [0, 1] scale, note) for one input the caller gave, else (None, None, None)."""
+    if name == "rd":
+        if profile_in.rd_level is not None and profile_in.rd_intensity_pct is not None:
+            raise InvalidInput("profile.rd_intensity_pct", "give rd_level or rd_intensity_pct, not both")
+        if profile_in.rd_intensity_pct is not None:
+            pct = profile_in.rd_intensity_pct
+            return pct, rd_intensity_to_scale(pct), f"R&D intensity {pct:g} % of GDP, given by the caller"
+        level = profile_in.rd_level
+        return (level.value, as_scale(level), None) if level is not None else (None, None, None)
+    given = getattr(profile_in, name)
+    if given is None:
+        return None, None, None
+    if isinstance(given, Stage):
+        return given.value, None, None
+    return (given.value if isinstance(given, Level) else given), as_scale(given), None
+
+
+def resolve_profile(session: Session, request: MatchRequest) -> ResolvedProfile:
+    """Merge the caller's values over the reference data and say where each came from."""
+    country = None
+    data_version = None
+    if request.country is not None:
+        table, country = reference.get_country(session, iso3=request.country)
+        data_version = table.version
+    else:
+        missing = [n for n in CORE_INPUTS if _caller_value(request.profile, n)[0] is None]
+        if missing:
+            field = "rd_level" if missing[0] == "rd" else missing[0]
+            raise InvalidInput(
+                f"profile.{field}",
+                "required when no country is given (core inputs: innovation_stage, rd_level or "
+                "rd_intensity_pct, government_investment_will)",
+            )
+
+    values: dict[str, Any] = {}
+    used: dict[str, dict[str, Any]] = {}
+    for name, field in INPUTS.items():
+        given, scaled, note = _caller_value(request.profile, name)
+        if given is not None:
+            if name == "innovation_stage":
+                values[field] = Stage(given)
+                used[name] = {"value": given, "source": "caller"}
+            else:
+                values[field] = scaled
+                used[name] = {
+                    "value": given,
+                    "level": level_of(scaled).value,
+                    "source": "caller",
+                    "note": note,
+                }
+            continue
+        derived = country.derived.get(field) if country is not None else None
+        if derived is None or derived.value is None:
+            values[field] = None
+            used[name] = {
+                "value": None,
+                "source": "missing",
+                "note": derived.note if derived else "not given",
+            }
+            continue
+        values[field] = derived.value
+        direct = (
+            (len(derived.indicators) == 1
+            and name == "rd")
+            or (name == "innovation_stage" and not derived.indicators)
+        )
+        entry: dict[str, Any] = {
+            "value": derived.value.value
+            if isinstance(derived.value, Stage)
+            else round(float(derived.value), 4),
+            "source": "reference" if direct else "derived",
+            "year": derived.year,
+            "indicator": ", ".join(derived.indicators)
+            or ("seeds/000" if name == "innovation_stage" else None),
+            "note": derived.note,
+        }
+        if not isinstance(derived.value, Stage):
+            entry["level"] = level_of(float(derived.value)).value
+        used[name] = entry
+    return ResolvedProfile(CountryProfile(**values), used, country, data_version)
+
+
+def _display(profile: CountryProfile, criterion: str) -> str | float | None:
+    value = profile.value_of(criterion)
+    if value is None:
+        return None
+    if isinstance(value, Stage):
+        return value.value
+    return round(float(value), 4)
+
+
+def _counterfactual_summary(target: str, change: Any) -> str:
+    name = BY_ID[target].name_en
+    if change is None:
+        return f"No single input change within one level step puts {name} first."
+    if change.input == "innovation_stage":
+        return f"{name} would rank first if the innovation stage were {change.to_value} instead of {change.from_value}."
+    direction = "rose" if change.to_value > change.from_value else "fell"
+    return (
+        f"{name} would rank first if {change.input} {direction} from {change.from_value:.2f} ({change.from_level}) "
+        f"to {change.to_value:.2f} ({change.to_level})."
+    )
+
+
+def _ranking(
+    evaluation: Evaluation,
+    profile: CountryProfile,
+    classifier_probs: dict[str, float] | None,
+    blend: float,
+) -> list[dict[str, Any]]:
+    out = []
+    for item in evaluation.ranking:
+        en, ko = rationale(evaluation, item.model)
+        prob = classifier_probs.get(item.model) if classifier_probs else None
+        score = item.score if prob is None else (1 - blend) * item.score + blend * prob
+        out.append(
+            {
+                "model": item.model,
+                "rank": item.rank,
+                "name_en": BY_ID[item.model].name_en,
+                "name_ko": BY_ID[item.model].name_ko,
+                "score": round(score, 6),
+                "rule_score": round(item.score, 6),
+                "classifier_probability": None if prob is None else round(prob, 6),
+                "contributions": [
+                    {
+                        "criterion": c.criterion,
+                        "value": _display(profile, c.criterion),
+                        "weight": round(c.weight, 6),
+                        "fit": None if c.fit is None else round(c.fit, 6),
+                        "contribution": round(c.contribution, 6),
+                    }
+                    for c in item.contributions
+                ],
+                "gates": [
+                    {
+                        "criterion": g.criterion,
+                        "passed": g.passed,
+                        "assessed": g.assessed,
+                        "reason": g.reason,
+                        "reason_ko": g.reason_ko,
+                        "source": g.source,
+                    }
+                    for g in item.gates
+                ],
+                "rationale": en,
+                "rationale_ko": ko,
+            }
+        )
+    if classifier_probs:
+        out.sort(key=lambda r: (-r["score"], r["rank"]))
+        for rank, r in enumerate(out, start=1):
+            r["rank"] = rank
+    return out
+
+
+def compute(
+    *,
+    request: MatchRequest,
+    resolved: ResolvedProfile,
+    weights: weight_profiles.ResolvedWeights,
+    classifier: ActiveClassifier | None,
+    settings: Settings,
+) -> dict[str, Any]:
+    """The full match response for one resolved request (no id yet, nothing stored)."""
+    profile = resolved.profile
+    try:
+        evaluation = evaluate(profile, weights.weights)
+    except WeightsError as exc:
+        raise InvalidInput(exc.field, str(exc)) from exc
+    robust = robustness(
+        profile,
+        weights.weights,
+        samples=settings.robustness_samples,
+        concentration=settings.robustness_concentration,
+    )
+    cf = counterfactual(profile, weights.weights)
+
+    method = request.method
+    note = None
+    classifier_view = None
+    probs = None
+    if method is not Method.RULES:
+        if classifier is None:
+            note = f"no classifier version is active: {method.value} answered with the rules alone"
+            method_used = Method.RULES
+        else:
+            probs, contributions = classifier.explain(profile)
+            top = max(probs, key=lambda m: probs[m])
+            classifier_view = {
+                "top_model": top,
+                "probabilities": {m: round(p, 6) for m, p in probs.items()},
+                "agrees_with_rules": top == evaluation.recommended,
+                "feature_contributions": [
+                    {"feature": f, "contribution": round(c, 6)} for f, c in contributions
+                ],
+            }
+            method_used = method
+    else:
+        method_used = Method.RULES
+
+    blend = 1.0 if method_used is Method.CLASSIFIER else settings.hybrid_classifier_weight
+    ranking = _ranking(evaluation, profile, probs if method_used is not Method.RULES else None, blend)
+    c = resolved.country
+    return {
+        "method": method_used.value,
+        "method_note": note,
+        "recommended_model": ranking[0]["model"],
+        "ranking": ranking,
+        "confidence": round(evaluation.confidence, 6),
+        "missing_inputs": [n for n in INPUTS if resolved.used[n]["source"] == "missing"],
+        "robustness": robust.robustness,
+        "first_place_shares": robust.first_place_shares,
+        "robustness_detail": {
+            "samples": robust.samples,
+            "concentration": robust.concentration,
+            "seed": robust.seed,
+            "leave_one_out": [
+                {"criterion": r.criterion, "top_model": r.top_model, "changes_top": r.changes_top}
+                for r in leave_one_out(profile, weights.weights)
+            ],
+        },
+        "counterfactual": {
+            "target_model": cf.target_model,
+            "change": None
+            if cf.change is None
+            else {
+                "input": cf.change.input,
+                "from_value": cf.change.from_value,
+                "to_value": cf.change.to_value,
+                "from_level": cf.change.from_level,
+                "to_level": cf.change.to_level,
+                "size": round(cf.change.size, 6),
+            },
+            "summary": _counterfactual_summary(cf.target_model, cf.change),
+        },
+        "classifier": classifier_view,
+        "profile_used": resolved.used,
+        "country": None
+        if c is None
+        else {"iso3": c.iso3, "name": c.name, "region": c.region, "income_group": c.income_group},
+        "weight_profile": {"name": weights.name, "version": weights.version},
+        "weights_used": weights.weights,
+        "engine_version": ENGINE_VERSION,
+        "model_version": classifier.version
+        if classifier is not None and method_used is not Method.RULES
+        else None,
+        "data_version": resolved.data_version,
+    }
+
+
+def _prepare(session: Session, request: MatchRequest, settings: Settings) -> dict[str, Any]:
+    resolved = resolve_profile(session, request)
+    weights = weight_profiles.resolve(
+        session,
+        name=request.weight_profile,
+        version=request.weight_profile_version,
+        overrides=request.weights,
+    )
+    classifier = active_classifier(session) if request.method is not Method.RULES else None
+    return compute(
+        request=request, resolved=resolved, weights=weights, classifier=classifier, settings=settings
+    )
+
+
+def _stored(request: MatchRequest, body: dict[str, Any]) -> tuple[Assessment, dict[str, Any]]:
+    created_at = utcnow()
+    assessment_id = uuid.uuid4().hex
+    response = {"assessment_id": assessment_id, "created_at": created_at.isoformat(), **body}
+    row = Assessment(
+        id=assessment_id,
+        created_at=created_at,
+        method=body["method"],
+        country_iso3=body["country"]["iso3"] if body["country"] else None,
+        recommended_model=body["recommended_model"],
+        weight_profile_name=body["weight_profile"]["name"],
+        weight_profile_version=body["weight_profile"]["version"],
+        engine_version=body["engine_version"],
+        model_version=body["model_version"],
+        data_version=body["data_version"],
+        request=request.model_dump(mode="json", exclude_none=True),
+        response=response,
+    )
+    return row, response
+
+
+def match(session: Session, *, request: MatchRequest, settings: Settings) -> dict[str, Any]:
+    """Score one request and store it as an assessment; returns the response body."""
+    row, response = _stored(request, _prepare(session, request, settings))
+    session.add(row)
+    session.flush()
+    return response
+
+
+def match_batch(session: Session, *, items: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """Score many requests; a bad item yields its own error and does not fail the others."""
+    if len(items) > settings.batch_max_items:
+        raise InvalidInput("items", f"at most {settings.batch_max_items} items per batch, got {len(items)}")
+    results: list[dict[str, Any]] = []
+    rows: list[Assessment] = []
+    for index, raw in enumerate(items):
+        try:
+            request = MatchRequest.model_validate(raw)
+            row, response = _stored(request, _prepare(session, request, settings))
+        except ValidationError as exc:
+            errors = [
+                {"loc": ["items", str(index), *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()
+            ]
+            results.append(
+                BatchItemError(
+                    index=index, status=422, title="Invalid request", detail=errors[0]["msg"], errors=errors
+                ).model_dump()
+            )
+            continue
+        except ServiceError as exc:
+            results.append(
+                BatchItemError(
+                    index=index, status=exc.status, title=exc.title, detail=exc.detail, errors=exc.errors
+                ).model_dump()
+            )
+            continue
+        rows.append(row)
+        results.append(response)
+    session.add_all(rows)
+    session.flush()
+    return results

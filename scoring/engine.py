@@ -1,0 +1,228 @@
+"""The rule engine: fits, gates and weighted aggregation for the four models.
+
+The core works on arrays so that one profile, a batch of a thousand and the
+ranking of every country for one model all go through the same arithmetic:
+profiles are rows of `encode(...)`, fits are `fit_matrix(...)`, scores are
+`scores(...)`. `evaluate(...)` wraps that for one profile and explains it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from scoring.cluster_models import MODEL_IDS
+from scoring.criteria import CRITERIA, FIT_CURVES, GATE_PENALTY, GATES, NUMERIC_CRITERIA, STAGE_FIT
+from scoring.profile import STAGES, CountryProfile, Stage
+
+ENGINE_VERSION = "rules-1.0"
+
+N_MODELS = len(MODEL_IDS)
+N_CRITERIA = len(CRITERIA)
+_STAGE_INDEX = {s: i for i, s in enumerate(STAGES)}
+# STAGE_TABLE[m, s]: fit of stage s for model m.
+STAGE_TABLE = np.array([[STAGE_FIT[m][s] for s in STAGES] for m in MODEL_IDS])
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be used: unknown criteria, negative or non-finite, or all zero."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def encode(profile: CountryProfile) -> np.ndarray:
+    """One profile as a row: stage index (0 leader, 1 chaser, 2 developing), then numbers; NaN = unknown."""
+    row = np.full(N_CRITERIA, np.nan)
+    if profile.innovation_stage is not None:
+        row[0] = _STAGE_INDEX[profile.innovation_stage]
+    for j, name in enumerate(NUMERIC_CRITERIA, start=1):
+        value = profile.value_of(name)
+        if value is not None:
+            row[j] = value
+    return row
+
+
+def weight_vector(weights: Mapping[str, float]) -> np.ndarray:
+    """Validate a full weight mapping and return it in criterion order."""
+    unknown = sorted(set(weights) - set(CRITERIA))
+    if unknown:
+        raise WeightsError(
+            f"weights.{unknown[0]}", f"unknown criterion {unknown[0]!r}; expected one of {list(CRITERIA)}"
+        )
+    vector = np.array([float(weights.get(c, 0.0)) for c in CRITERIA])
+    for name, value in zip(CRITERIA, vector, strict=True):
+        if not math.isfinite(value) or value < 0:
+            raise WeightsError(f"weights.{name}", f"weight must be a finite number >= 0, got {value}")
+    if vector.sum() <= 0:
+        raise WeightsError("weights", "at least one weight must be greater than 0")
+    return vector
+
+
+def fit_matrix(rows: np.ndarray) -> np.ndarray:
+    """Fits for every profile, model and criterion: shape (n, models, criteria); NaN where unknown."""
+    rows = np.atleast_2d(rows)
+    n = rows.shape[0]
+    fits = np.full((n, N_MODELS, N_CRITERIA), np.nan)
+    stage = rows[:, 0]
+    known = ~np.isnan(stage)
+    fits[known, :, 0] = STAGE_TABLE[:, stage[known].astype(int)].T
+    for j, name in enumerate(NUMERIC_CRITERIA, start=1):
+        x = rows[:, j]
+        for m, model in enumerate(MODEL_IDS):
+            xs, ys = FIT_CURVES[model][name]
+            fits[:, m, j] = np.interp(x, xs, ys)  # NaN in, NaN out
+    return fits
+
+
+def gate_matrix(rows: np.ndarray) -> np.ndarray:
+    """Gate outcomes, shape (n, len(GATES)): 1 passed, 0 failed, NaN not assessed."""
+    rows = np.atleast_2d(rows)
+    out = np.full((rows.shape[0], len(GATES)), np.nan)
+    for g, gate in enumerate(GATES):
+        x = rows[:, CRITERIA.index(gate.criterion)]
+        known = ~np.isnan(x)
+        if gate.stages is not None:
+            allowed = [_STAGE_INDEX[s] for s in gate.stages]
+            out[known, g] = np.isin(x[known], allowed)
+        else:
+            out[known, g] = x[known] >= gate.minimum
+    return out
+
+
+_GATE_MODEL = np.array([[gate.model == m for gate in GATES] for m in MODEL_IDS], dtype=float)
+
+
+def gate_factors(gates: np.ndarray) -> np.ndarray:
+    """Per-model multiplier from the gates, shape (n, models)."""
+    failed = (gates == 0).astype(float)  # NaN (not assessed) counts as not failed
+    return GATE_PENALTY ** (failed @ _GATE_MODEL.T)
+
+
+def scores(fits: np.ndarray, factors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Gated weighted-mean scores in [0, 1], shape (n, models); weights of unknown inputs drop out.
+
+    `weights` is one vector (criteria,) or one per profile (n, criteria).
+    """
+    assessed = ~np.isnan(fits[:, 0, :])  # (n, criteria); unknown inputs are unknown for every model
+    w = np.broadcast_to(weights, assessed.shape) * assessed
+    total = w.sum(axis=1)
+    if np.any(total <= 0):
+        raise WeightsError("weights", "every criterion with a weight > 0 lacks an input value")
+    weighted = np.einsum("nmc,nc->nm", np.nan_to_num(fits), w)
+    return weighted / total[:, None] * factors
+
+
+def rank_order(score_rows: np.ndarray) -> np.ndarray:
+    """Model indices best first; ties broken by the fixed model order (stable sort)."""
+    return np.argsort(-score_rows, axis=-1, kind="stable")
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    criterion: str
+    weight: float  # normalised over the assessed criteria
+    fit: float | None
+    contribution: float  # weight * fit, before gates
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    criterion: str
+    passed: bool
+    assessed: bool
+    reason: str
+    reason_ko: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelScore:
+    model: str
+    rank: int
+    score: float
+    fit: float  # weighted fit before gates
+    gate_factor: float
+    contributions: tuple[Contribution, ...]
+    gates: tuple[GateResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    ranking: tuple[ModelScore, ...]
+    confidence: float  # share of the total weight whose input was known
+    missing_inputs: tuple[str, ...]
+    weights: dict[str, float]  # the weights used, as given (not normalised)
+
+    @property
+    def recommended(self) -> str:
+        return self.ranking[0].model
+
+    def by_model(self, model: str) -> ModelScore:
+        return next(s for s in self.ranking if s.model == model)
+
+
+def evaluate(profile: CountryProfile, weights: Mapping[str, float]) -> Evaluation:
+    """Score, gate and rank the four models for one profile, with every step kept for explanation."""
+    w = weight_vector(weights)
+    row = encode(profile)[None, :]
+    fits = fit_matrix(row)
+    gates = gate_matrix(row)
+    factors = gate_factors(gates)
+    score_row = scores(fits, factors, w)[0]
+    assessed = ~np.isnan(row[0])
+    w_used = w * assessed
+    w_norm = w_used / w_used.sum()
+
+    ranking = []
+    for rank, m in enumerate(rank_order(score_row), start=1):
+        model = MODEL_IDS[m]
+        contributions = tuple(
+            Contribution(
+                criterion=c,
+                weight=float(w_norm[j]),
+                fit=None if np.isnan(fits[0, m, j]) else float(fits[0, m, j]),
+                contribution=0.0 if np.isnan(fits[0, m, j]) else float(w_norm[j] * fits[0, m, j]),
+            )
+            for j, c in enumerate(CRITERIA)
+        )
+        gate_results = tuple(
+            GateResult(
+                criterion=gate.criterion,
+                passed=not gates[0, g] == 0,
+                assessed=not np.isnan(gates[0, g]),
+                reason=gate.reason_en
+                if not np.isnan(gates[0, g])
+                else f"not assessed (no {gate.criterion} input); {gate.reason_en}",
+                reason_ko=gate.reason_ko,
+                source=gate.source,
+            )
+            for g, gate in enumerate(GATES)
+            if gate.model == model
+        )
+        ranking.append(
+            ModelScore(
+                model=model,
+                rank=rank,
+                score=float(score_row[m]),
+                fit=float(sum(c.contribution for c in contributions)),
+                gate_factor=float(factors[0, m]),
+                contributions=contributions,
+                gates=gate_results,
+            )
+        )
+    missing = tuple(c for j, c in enumerate(CRITERIA) if not assessed[j])
+    return Evaluation(
+        ranking=tuple(ranking),
+        confidence=float(w_used.sum() / w.sum()),
+        missing_inputs=missing,
+        weights={c: float(w[j]) for j, c in enumerate(CRITERIA)},
+    )
+
+
+def stage_from_index(index: float) -> Stage:
+    return STAGES[int(index)]

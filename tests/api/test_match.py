@@ -1,0 +1,98 @@
+"""POST /v1/match, batch, assessments and the catalogue, through httpx on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.main import create_app
+from models import Assessment
+from tests.factories import match_body
+
+PROBLEM = "application/problem+json"
+
+
+def count_assessments(client: TestClient) -> int:
+    with client.app.state.sessionmaker() as s:
+        return s.scalar(select(func.count()).select_from(Assessment))
+
+
+def test_healthz(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_cluster_models_lists_the_four_models(client):
+    body = client.get("/v1/cluster-models").json()
+    assert [m["id"] for m in body] == ["production", "hospital", "research", "composite"]
+    by_id = {m["id"]: m for m in body}
+    assert by_id["composite"]["led_by"] == "public" and by_id["hospital"]["led_by"] == "private"
+    assert by_id["production"]["fits_stages"] == ["developing"]
+
+
+def test_kazakhstan_like_match_ranks_all_four_and_explains(client):
+    response = client.post("/v1/match", json=match_body(healthcare_capacity="high"))
+    assert response.status_code == 201
+    body = response.json()
+    assert body["recommended_model"] == "hospital"
+    assert len(body["ranking"]) == 4 and {r["model"] for r in body["ranking"]} == {
+        "production",
+        "hospital",
+        "research",
+        "composite",
+    }
+    top = body["ranking"][0]
+    assert abs(sum(c["contribution"] for c in top["contributions"]) - top["rule_score"]) < 1e-5
+    assert body["profile_used"]["innovation_stage"] == {
+        "value": "chaser",
+        "level": None,
+        "source": "caller",
+        "year": None,
+        "indicator": None,
+        "note": None,
+    }
+    assert body["weight_profile"] == {"name": "default", "version": 1}
+    assert 0.0 <= body["robustness"] <= 1.0
+    assert "rationale_ko" in top and top["rationale"].startswith("Hospital-centred ranks 1")
+
+
+def test_hybrid_without_a_classifier_answers_with_rules_and_says_so(client, settings):
+    body = client.post("/v1/match", json={**match_body(), "method": "hybrid"}).json()
+    if body["model_version"] is None:
+        assert body["method"] == "rules"
+        assert "rules" in body["method_note"]
+
+
+def test_assessment_reads_back_exactly_as_returned(client):
+    created = client.post("/v1/match", json=match_body()).json()
+    assert client.get(f"/v1/assessments/{created['assessment_id']}").json() == created
+
+
+def test_assessment_survives_a_restart(settings):
+    with TestClient(create_app(settings)) as first:
+        created = first.post("/v1/match", json=match_body(rd_intensity_pct=2.2, rd_level=None)).json()
+    with TestClient(create_app(settings)) as second:
+        assert second.get(f"/v1/assessments/{created['assessment_id']}").json() == created
+
+
+def test_batch_keeps_order_and_isolates_a_bad_item(client):
+    before = count_assessments(client)
+    items = [
+        match_body(),
+        {"profile": {"innovation_stage": "nowhere"}},
+        match_body(government_investment_will="high", rd_level="high"),
+    ]
+    response = client.post("/v1/match/batch", json={"items": items})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert results[0]["recommended_model"] in {"hospital", "research"}
+    assert results[1]["status"] == 422 and results[1]["index"] == 1
+    assert results[1]["errors"][0]["loc"][:4] == ["items", "1", "profile", "innovation_stage"]
+    assert results[2]["recommended_model"] == "composite"
+    assert count_assessments(client) == before + 2
+
+
+def test_batch_over_the_cap_is_refused_naming_the_cap(client):
+    cap = client.app.state.settings.batch_max_items
+    response = client.post("/v1/match/batch", json={"items": [match_body()] * (cap + 1)})
+    assert response.status_code == 422
+    assert f"at most {cap}" in response.json()["detail"]

@@ -1,0 +1,170 @@
+"""The rule engine: the seed's own examples as behaviour, and properties that must always hold."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scoring.cluster_models import MODEL_IDS
+from scoring.criteria import CRITERIA, DEFAULT_WEIGHTS, GATE_PENALTY
+from scoring.engine import WeightsError, evaluate
+from scoring.profile import STAGES, CountryProfile, rd_intensity_to_scale
+from tests.factories import profile
+
+# --- seeds/000 Tables 2-3 as behaviour -------------------------------------------------
+
+
+def test_developing_country_with_low_rd_and_strong_will_gets_production_first():
+    result = evaluate(profile("developing", rd="low", will="high"), DEFAULT_WEIGHTS)
+    assert result.recommended == "production"
+
+
+def test_innovation_leader_with_high_rd_and_will_gets_composite_first():
+    result = evaluate(profile("leader", rd="high", will="high"), DEFAULT_WEIGHTS)
+    assert result.recommended == "composite"
+
+
+def test_kazakhstan_like_chaser_gets_hospital_or_research():
+    result = evaluate(profile("chaser", rd="medium", will="medium"), DEFAULT_WEIGHTS)
+    assert result.recommended in {"hospital", "research"}
+    assert {s.model for s in result.ranking[:2]} == {"hospital", "research"}
+
+
+def test_kazakhstan_like_chaser_follows_healthcare_capacity_to_hospital():
+    result = evaluate(
+        profile("chaser", healthcare_capacity="high", research_capacity="medium"), DEFAULT_WEIGHTS
+    )
+    assert result.recommended == "hospital"
+
+
+def test_kazakhstan_like_chaser_follows_research_capacity_to_research():
+    result = evaluate(
+        profile("chaser", healthcare_capacity="medium", research_capacity="high"), DEFAULT_WEIGHTS
+    )
+    assert result.recommended == "research"
+
+
+def test_uae_like_chaser_with_high_rd_and_will_gets_composite():
+    result = evaluate(profile("chaser", rd="high", will="high"), DEFAULT_WEIGHTS)
+    assert result.recommended == "composite"
+
+
+# --- gates ------------------------------------------------------------------------------
+
+
+def test_composite_gate_fails_for_a_developing_country_and_is_reported():
+    result = evaluate(profile("developing", rd="high", will="high"), DEFAULT_WEIGHTS)
+    composite = result.by_model("composite")
+    stage_gate = next(g for g in composite.gates if g.criterion == "stage")
+    assert stage_gate.assessed and not stage_gate.passed
+    assert composite.gate_factor == pytest.approx(GATE_PENALTY)
+    assert composite.score == pytest.approx(composite.fit * GATE_PENALTY)
+
+
+def test_gate_on_a_missing_input_is_reported_as_not_assessed():
+    result = evaluate(profile("chaser"), DEFAULT_WEIGHTS)
+    gate = result.by_model("hospital").gates[0]
+    assert gate.criterion == "healthcare_capacity"
+    assert gate.passed and not gate.assessed
+    assert "not assessed" in gate.reason
+
+
+def test_missing_optional_inputs_lower_confidence_and_drop_out_of_the_weights():
+    result = evaluate(profile("chaser"), DEFAULT_WEIGHTS)
+    core = DEFAULT_WEIGHTS["stage"] + DEFAULT_WEIGHTS["public_investment_will"] + DEFAULT_WEIGHTS["rd"]
+    assert result.confidence == pytest.approx(core / sum(DEFAULT_WEIGHTS.values()))
+    hospital = result.by_model("hospital")
+    assert sum(c.weight for c in hospital.contributions) == pytest.approx(1.0)
+    assert hospital.fit == pytest.approx(sum(c.contribution for c in hospital.contributions))
+
+
+# --- weights ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("weights", "field"),
+    [
+        ({**DEFAULT_WEIGHTS, "charisma": 1.0}, "weights.charisma"),
+        ({**DEFAULT_WEIGHTS, "rd": -0.1}, "weights.rd"),
+        ({**DEFAULT_WEIGHTS, "rd": math.nan}, "weights.rd"),
+        (dict.fromkeys(CRITERIA, 0.0), "weights"),
+    ],
+)
+def test_unusable_weights_are_refused_naming_the_field(weights, field):
+    with pytest.raises(WeightsError) as info:
+        evaluate(profile(), weights)
+    assert info.value.field == field
+
+
+def test_rd_intensity_maps_to_levels_at_the_documented_bounds():
+    assert rd_intensity_to_scale(0.0) == 0.0
+    assert rd_intensity_to_scale(0.5) == pytest.approx(1 / 3)
+    assert rd_intensity_to_scale(1.5) == pytest.approx(2 / 3)
+    assert rd_intensity_to_scale(10.0) == 1.0
+
+
+# --- properties -------------------------------------------------------------------------
+
+unit = st.floats(0.0, 1.0, allow_nan=False)
+maybe_unit = st.one_of(st.none(), unit)
+profiles = st.builds(
+    CountryProfile,
+    innovation_stage=st.sampled_from(STAGES),
+    rd=unit,
+    public_investment_will=unit,
+    healthcare_capacity=maybe_unit,
+    research_capacity=maybe_unit,
+    manufacturing_base=maybe_unit,
+    private_sector_strength=maybe_unit,
+)
+weight_maps = st.fixed_dictionaries({c: st.floats(0.0, 10.0) for c in CRITERIA}).filter(
+    lambda w: w["stage"] + w["public_investment_will"] + w["rd"] > 1e-3
+)
+
+
+@given(profiles, weight_maps)
+def test_scores_stay_in_unit_interval_and_ranking_is_a_permutation(p, w):
+    result = evaluate(p, w)
+    assert sorted(s.model for s in result.ranking) == sorted(MODEL_IDS)
+    assert [s.rank for s in result.ranking] == [1, 2, 3, 4]
+    scores = [s.score for s in result.ranking]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores == sorted(scores, reverse=True)
+
+
+@given(profiles, weight_maps, st.floats(0.01, 1000.0))
+def test_scaling_all_weights_changes_nothing(p, w, k):
+    a = evaluate(p, w)
+    b = evaluate(p, {c: v * k for c, v in w.items()})
+    if a.ranking[0].score - a.ranking[1].score > 1e-9:
+        assert a.recommended == b.recommended
+    for s in a.ranking:
+        assert b.by_model(s.model).score == pytest.approx(s.score, abs=1e-9)
+
+
+@settings(max_examples=300)
+@given(profiles, weight_maps, st.sampled_from(CRITERIA), st.floats(0.01, 10.0), st.permutations(MODEL_IDS))
+def test_raising_a_weight_where_a_fits_better_never_lowers_a_relative_to_b(p, w, criterion, extra, pair):
+    """With gates applied as per-model factors, 'fits better' compares gated fits."""
+    before = evaluate(p, w)
+    a, b = before.by_model(pair[0]), before.by_model(pair[1])
+    j = CRITERIA.index(criterion)
+    fit_a, fit_b = a.contributions[j].fit, b.contributions[j].fit
+    if fit_a is None or fit_a * a.gate_factor <= fit_b * b.gate_factor:
+        return
+    after = evaluate(p, {**w, criterion: w[criterion] + extra})
+    a2, b2 = after.by_model(pair[0]), after.by_model(pair[1])
+    # The unnormalised advantage of A over B grows; so A never falls behind B if it was not behind.
+    total_before = sum(w[c] for c in CRITERIA if p.value_of(c) is not None)
+    total_after = total_before + extra
+    assert (a2.score - b2.score) * total_after >= (a.score - b.score) * total_before - 1e-9
+    if a.score >= b.score:
+        assert a2.score >= b2.score - 1e-12
+
+
+def test_evaluation_is_deterministic():
+    p = profile("chaser", rd=0.37, will=0.71, manufacturing_base="high")
+    assert evaluate(p, DEFAULT_WEIGHTS) == evaluate(p, DEFAULT_WEIGHTS)
