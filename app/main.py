@@ -9,7 +9,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine
 from app.errors import install_handlers
 from app.middleware import BodyLimit
-from app.routers import match, meta
+from app.routers import classifier, compare, countries, match, meta, reports, weights
 
 DESCRIPTION = """
 ClusterMatch ranks KHIDI's four biomedical-cluster export models — **production** (생산중심형),
@@ -33,6 +33,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app)
     app.include_router(meta.router)
     app.include_router(match.router)
+    app.include_router(compare.router)
+    app.include_router(countries.router)
+    app.include_router(weights.router)
+    app.include_router(classifier.router)
+    app.include_router(reports.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 

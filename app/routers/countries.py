@@ -1,0 +1,7 @@
+"""Endpoints: countries (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

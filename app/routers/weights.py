@@ -1,0 +1,7 @@
+"""Endpoints: weights (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
