@@ -66,9 +66,63 @@ def prepare() -> None:
         print(registry.ensure_active(session, settings=get_settings()))
 
 
+def preflight() -> None:
+    """Refuse to start, with one clear line, when the database is down or required keys are missing."""
+    from sqlalchemy import text
+
+    from app.services import api_keys
+
+    settings = get_settings()
+    with get_sessionmaker()() as session:
+        session.execute(text("SELECT 1"))
+        has_keys = any(k.revoked_at is None for k in api_keys.get_all(session))
+    if settings.require_api_keys and not has_keys:
+        raise SystemExit("error: REQUIRE_API_KEYS=true but no API key exists; create one with `python -m app.cli keys create`")
+
+
+def keys_command(action: str, name: str | None, scopes: list[str], prefix: str | None) -> None:
+    from app.services import api_keys
+
+    with get_sessionmaker()() as session, session.begin():
+        if action == "create":
+            key, row = api_keys.create(session, name=name or "unnamed", scopes=scopes)
+            print(f"created key {row.prefix} ({row.name}, scopes {', '.join(row.scopes)}). Shown once:\n{key}")
+        elif action == "revoke":
+            row = api_keys.revoke(session, prefix=prefix or "")
+            print(f"revoked key {row.prefix} ({row.name})")
+        else:
+            for row in api_keys.get_all(session):
+                state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+                print(f"{row.prefix}  {row.name}  {','.join(row.scopes)}  {state}")
+
+
+def classifier_command(action: str, out: Path | None, activate: bool | None) -> None:
+    from app.services import registry
+
+    settings = get_settings()
+    with get_sessionmaker()() as session, session.begin():
+        if action == "train":
+            result = registry.train(session, settings=settings, activate_new=activate)
+            print(f"{result['version']}: {result['decision']} ({registry._headline(result['metrics'])})")
+            return
+        from scoring import classifier as clf
+
+        row = registry.get_active(session)
+        if row is None:
+            raise SystemExit("error: no classifier version is active; run `python -m app.cli classifier train`")
+        model = clf.load_artefact(settings.model_dir / row.artefact_path, row.artefact_sha256, row.library_versions["sklearn"])
+        text = f"Version: `{row.version}`\n\n" + clf.model_card_markdown(model)
+        if out is None:
+            print(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+            print(f"model card written to {out}")
+
+
 def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    preflight()
     print(f"serving on http://{host}:{port} (Swagger UI at http://{host}:{port}/docs)")
     uvicorn.run(
         "app.main:app", host=host, port=port, workers=workers, log_level="info", timeout_graceful_shutdown=10
@@ -92,6 +146,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     srv.add_argument("--host", default=settings.host)
     srv.add_argument("--port", type=int, default=settings.port)
     srv.add_argument("--workers", type=int, default=1)
+    keys = sub.add_parser("keys", help="API keys: create (shown once), revoke, list")
+    keys.add_argument("action", choices=["create", "revoke", "list"])
+    keys.add_argument("--name")
+    keys.add_argument("--scope", dest="scopes", action="append", choices=["read", "admin"], default=None)
+    keys.add_argument("--prefix", help="the key's prefix (the part after cm_), for revoke")
+    cls = sub.add_parser("classifier", help="train a version, or write the active model card")
+    cls.add_argument("action", choices=["train", "card"])
+    cls.add_argument("--out", type=Path, default=None, help="card: write Markdown here")
+    cls.add_argument("--activate", choices=["yes", "no", "auto"], default="auto")
     args = parser.parse_args(argv)
 
     from app.errors import ServiceError
@@ -107,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             prepare()
         elif args.command == "serve":
             serve(args.host, args.port, args.workers)
+        elif args.command == "keys":
+            keys_command(args.action, args.name, args.scopes or ["read"], args.prefix)
+        elif args.command == "classifier":
+            activate = {"yes": True, "no": False, "auto": None}[args.activate]
+            classifier_command(args.action, args.out, activate)
     except OperationalError as exc:
         print(
             f"error: cannot reach the database ({settings.database_url.split('@')[-1]}): {exc.orig}",

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import fastapi_offline
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings, get_settings
 from app.db import make_engine
-from app.errors import install_handlers
+from app.errors import ServiceUnavailable, install_handlers
 from app.middleware import BodyLimit
+from app.observability import RequestContext, configure_logging
 from app.routers import classifier, compare, countries, match, meta, reports, weights
+from app.security import READ_SCOPE, TokenBucket
+from app.services.api_keys import KeyRing
+from app.services.classifier_runtime import active_classifier
+
+log = logging.getLogger("clustermatch")
 
 DESCRIPTION = """
 ClusterMatch ranks KHIDI's four biomedical-cluster export models — **production** (생산중심형),
@@ -19,27 +38,95 @@ explains each ranking criterion by criterion, and keeps every assessment.
 ClusterMatch는 대상 국가의 프로필(혁신 단계, R&D 수준, 정부 투자 의지 등)에 맞춰 4가지 바이오메디컬
 클러스터 해외진출 모델의 순위를 매기고 근거를 설명합니다.
 
-Errors are `application/problem+json` with `errors[].loc` naming the field.
+Errors are `application/problem+json` with `errors[].loc` naming the field. With API keys configured,
+send `X-API-Key` (scope `read` for matching and look-ups, `admin` for weight profiles and training).
 """
+
+TAGS = [
+    {"name": "matching", "description": "Rank the four models for a profile / 모델 매칭"},
+    {"name": "countries", "description": "Reference data for 218 economies / 참조 국가 데이터"},
+    {"name": "cluster models", "description": "The four export models / 4가지 수출 모델"},
+    {"name": "weight profiles", "description": "Versioned weights, AHP elicitation / 가중치 프로필"},
+    {"name": "classifier", "description": "Trained classifier registry / 분류기"},
+    {"name": "reports", "description": "Printable reports, charts, exports / 보고서"},
+    {"name": "operations", "description": "Health, readiness, metrics"},
+]
+SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if not app.state.keyring.any_keys():
+        log.warning("no API keys configured: every endpoint is open (create one with `python -m app.cli keys create`)")
+    yield
+    app.state.engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="ClusterMatch", version="1.0.0", description=DESCRIPTION)
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="ClusterMatch",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
     engine = make_engine(settings.database_url)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+    app.state.keyring = KeyRing(app.state.sessionmaker)
+    app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None
+
     install_handlers(app)
     app.include_router(meta.router)
-    app.include_router(match.router)
-    app.include_router(compare.router)
-    app.include_router(countries.router)
-    app.include_router(weights.router)
-    app.include_router(classifier.router)
-    app.include_router(reports.router)
+    for module in (match, compare, countries, weights, classifier, reports):
+        app.include_router(module.router, dependencies=READ_SCOPE)
+    _operations(app)
+
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key", "x-request-id"],
+        )
+    app.add_middleware(RequestContext)
     return app
+
+
+def _operations(app: FastAPI) -> None:
+    """Swagger UI served from the service itself, readiness and metrics."""
+    app.mount("/static-docs", StaticFiles(directory=SWAGGER_STATIC), name="static-docs")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="ClusterMatch API",
+            swagger_js_url="/static-docs/swagger-ui-bundle.js",
+            swagger_css_url="/static-docs/swagger-ui.css",
+            swagger_favicon_url="/static-docs/favicon.png",
+        )
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: database and classifier")
+    def readyz() -> dict[str, Any]:
+        """200 when the database answers and the active classifier (if any) loads; 503 otherwise."""
+        with app.state.sessionmaker() as session:
+            session.execute(text("SELECT 1"))
+            try:
+                loaded = active_classifier(session, settings=app.state.settings)
+            except Exception as exc:  # a broken artefact must show up here, not as a 500
+                raise ServiceUnavailable(f"active classifier cannot be loaded: {exc}") from exc
+        return {"status": "ready", "database": "ok", "classifier": loaded.version if loaded else None}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 app = create_app()

@@ -1,7 +1,101 @@
-"""Endpoints: countries (being written)."""
+"""Reference countries, their match, and target discovery per model."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any, Literal
 
-router = APIRouter()
+from fastapi import APIRouter, Path, Query
+
+from app.dependencies import SessionDep, SettingsDep
+from app.routers.common import READ, problems
+from app.schemas import MatchRequest, MatchResponse, Method, ProfileName
+from app.schemas_countries import CountryDetail, CountryPage, ModelCountries
+from app.services import countries, matching
+from scoring.profile import Stage
+
+router = APIRouter(prefix="/v1", tags=["countries"])
+
+ISO3Path = Annotated[str, Path(min_length=1, max_length=64, examples=["KAZ"])]
+
+
+@router.get(
+    "/countries",
+    response_model=CountryPage,
+    responses=READ,
+    summary="Reference countries / 참조 국가 목록",
+)
+def list_countries(
+    session: SessionDep,
+    region: Annotated[str | None, Query(max_length=128, examples=["Europe & Central Asia"])] = None,
+    income_group: Annotated[str | None, Query(max_length=64, examples=["Upper middle income"])] = None,
+    stage: Stage | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> Any:
+    """Economies of the World Bank list with their derived profile (stage, R&D level, proxies).
+    Filter by `region`, `income_group` (World Bank FY2026 names) or derived `stage`; paginated.
+    세계은행 분류 기준 국가별 파생 프로필을 조회합니다."""
+    return countries.get_all(
+        session, region=region, income_group=income_group, stage=stage, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/countries/{iso3}",
+    response_model=CountryDetail,
+    responses={**READ, **problems(404)},
+    summary="One country: derived profile and raw indicators / 국가 상세",
+)
+def get_country(iso3: ISO3Path, session: SessionDep) -> Any:
+    """The derived profile (with how each value was derived) and every raw indicator with its
+    source, indicator code and year. Unknown code: 404 listing close matches by code and name."""
+    return countries.get(session, iso3=iso3)
+
+
+@router.get(
+    "/countries/{iso3}/match",
+    response_model=MatchResponse,
+    responses={**READ, **problems(404, 422)},
+    summary="Match a country's reference profile / 국가 참조 프로필로 모델 매칭",
+)
+def match_country(
+    iso3: ISO3Path,
+    session: SessionDep,
+    settings: SettingsDep,
+    method: Method = Method.HYBRID,
+    weight_profile: Annotated[ProfileName, Query()] = "default",
+) -> Any:
+    """Same response as `POST /v1/match` with only `country` given; stored as an assessment so its
+    report can be opened later."""
+    request = MatchRequest(country=countries.normalise_code(iso3), method=method, weight_profile=weight_profile)
+    return matching.match(session, request=request, settings=settings)
+
+
+@router.get(
+    "/cluster-models/{model_id}/countries",
+    response_model=ModelCountries,
+    responses={**READ, **problems(404, 422)},
+    tags=["cluster models"],
+    summary="Target discovery: where a model fits best / 모델별 적합 국가 순위",
+)
+def rank_countries_for_model(
+    model_id: Literal["production", "hospital", "research", "composite"],
+    session: SessionDep,
+    region: Annotated[str | None, Query(max_length=128)] = None,
+    income_group: Annotated[str | None, Query(max_length=64)] = None,
+    stage: Stage | None = None,
+    weight_profile: Annotated[ProfileName, Query()] = "default",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Any:
+    """Every country of the reference data ranked by the rule score of one model, using its
+    reference profile and the weight profile. Scores use fixed bounds, so a country's score does
+    not depend on which others are listed."""
+    return countries.rank_for_model(
+        session,
+        model_id=model_id,
+        weight_profile=weight_profile,
+        region=region,
+        income_group=income_group,
+        stage=stage,
+        limit=limit,
+    )

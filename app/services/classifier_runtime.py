@@ -1,29 +1,61 @@
-"""The active classifier as the matching service sees it."""
+"""The active classifier as the matching service sees it: verified, loaded once, cached."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
 
+import sklearn
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.config import Settings
+from models import ModelVersion
+from scoring import classifier as clf
 from scoring.profile import CountryProfile
-
-
-class Explainer(Protocol):
-    def explain(self, profile: CountryProfile) -> tuple[dict[str, float], list[tuple[str, float]]]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class ActiveClassifier:
     version: str
-    predictor: Explainer
+    predictor: clf.FastPredictor
 
     def explain(self, profile: CountryProfile) -> tuple[dict[str, float], list[tuple[str, float]]]:
         """Class probabilities per model and the per-feature contributions to the top one."""
         return self.predictor.explain(profile)
 
 
-def active_classifier(session: Session) -> ActiveClassifier | None:
+_loaded: dict[str, ActiveClassifier] = {}
+_pointers: dict[str, tuple[float, str | None]] = {}  # database URL -> (checked at, active version)
+_lock = threading.Lock()
+POINTER_TTL = 2.0  # seconds; an activation reaches every replica within this
+
+
+def load(row: ModelVersion, *, settings: Settings) -> ActiveClassifier:
+    """Load and verify one version's artefact (sha256 and scikit-learn version); cached per version."""
+    cached = _loaded.get(row.version)
+    if cached is not None:
+        return cached
+    model = clf.load_artefact(Path(settings.model_dir) / row.artefact_path, row.artefact_sha256, sklearn.__version__)
+    loaded = ActiveClassifier(row.version, model.predictor())
+    _loaded[row.version] = loaded
+    return loaded
+
+
+def active_classifier(session: Session, *, settings: Settings) -> ActiveClassifier | None:
     """The active classifier version, or None while none has been trained."""
-    return None
+    checked_at, version = _pointers.get(settings.database_url, (-1e9, None))
+    if time.monotonic() - checked_at < POINTER_TTL and (version is None or version in _loaded):
+        return _loaded.get(version) if version else None
+    with _lock:
+        row = session.scalar(select(ModelVersion).where(ModelVersion.is_active))
+        loaded = load(row, settings=settings) if row is not None else None
+        _pointers[settings.database_url] = (time.monotonic(), row.version if row else None)
+        return loaded
+
+
+def forget_pointer() -> None:
+    """Re-read the active version on the next request (after an activation in this process)."""
+    _pointers.clear()

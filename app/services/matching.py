@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import InvalidInput, ServiceError
+from app.observability import MATCHES
 from app.schemas import BatchItemError, MatchRequest, Method, ProfileIn
 from app.services import reference, weight_profiles
 from app.services.classifier_runtime import ActiveClassifier, active_classifier
@@ -303,7 +304,7 @@ def _prepare(session: Session, request: MatchRequest, settings: Settings) -> dic
         version=request.weight_profile_version,
         overrides=request.weights,
     )
-    classifier = active_classifier(session) if request.method is not Method.RULES else None
+    classifier = active_classifier(session, settings=settings) if request.method is not Method.RULES else None
     return compute(
         request=request, resolved=resolved, weights=weights, classifier=classifier, settings=settings
     )
@@ -335,6 +336,7 @@ def match(session: Session, *, request: MatchRequest, settings: Settings) -> dic
     row, response = _stored(request, _prepare(session, request, settings))
     session.add(row)
     session.flush()
+    MATCHES.labels(response["recommended_model"], response["method"]).inc()
     return response
 
 

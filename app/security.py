@@ -1,0 +1,78 @@
+"""Authentication by `X-API-Key` with scopes, and per-key rate limiting."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from app.errors import Forbidden, ServiceError, Unauthorized
+from app.services.api_keys import KeyRing, Principal
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key (read or admin scope)")
+
+
+class RateLimited(ServiceError):
+    status = 429
+    title = "Too many requests"
+
+
+class TokenBucket:
+    """Per-key token buckets: `per_minute` requests a minute with bursts of the same size."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = float(per_minute)
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0 if a request may pass now, else the seconds until it may."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+
+
+def _principal(request: Request, presented: str | None, scope: str) -> Principal | None:
+    ring: KeyRing = request.app.state.keyring
+    if not ring.any_keys():
+        return None  # open mode: no keys configured (announced at start-up)
+    if not presented:
+        raise Unauthorized("missing X-API-Key header")
+    principal = ring.verify(presented)
+    if principal is None:
+        raise Unauthorized("invalid or revoked API key")
+    if scope not in principal.scopes and "admin" not in principal.scopes:
+        raise Forbidden(f"this key lacks the {scope!r} scope")
+    limiter: TokenBucket | None = request.app.state.rate_limiter
+    if limiter is not None and not getattr(request.state, "rate_counted", False):
+        request.state.rate_counted = True  # a route with read and admin checks counts once
+        wait = limiter.take(principal.prefix)
+        if wait > 0:
+            raise RateLimited(
+                f"rate limit of {request.app.state.settings.rate_limit_per_minute} requests a minute exceeded",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+    return principal
+
+
+def require_read(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> Principal | None:
+    return _principal(request, key, "read")
+
+
+def require_admin(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> Principal | None:
+    return _principal(request, key, "admin")
+
+
+READ_SCOPE = [Depends(require_read)]
+ADMIN_SCOPE = [Depends(require_admin)]
