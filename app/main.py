@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings, get_settings
@@ -56,8 +57,11 @@ SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    if not app.state.keyring.any_keys():
-        log.warning("no API keys configured: every endpoint is open (create one with `python -m app.cli keys create`)")
+    try:
+        if not app.state.keyring.any_keys():
+            log.warning("no API keys configured: every endpoint is open (create one with `python -m app.cli keys create`)")
+    except OperationalError:
+        log.error("database unreachable at start-up; requests answer 503 until it is back")
     yield
     app.state.engine.dispose()
 

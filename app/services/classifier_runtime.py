@@ -12,9 +12,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.errors import ServiceError
 from models import ModelVersion
 from scoring import classifier as clf
 from scoring.profile import CountryProfile
+
+
+class ArtefactRefused(ServiceError):
+    """An artefact that failed verification; it is never loaded."""
+
+    status = 422
+    title = "Artefact refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +46,10 @@ def load(row: ModelVersion, *, settings: Settings) -> ActiveClassifier:
     cached = _loaded.get(row.version)
     if cached is not None:
         return cached
-    model = clf.load_artefact(Path(settings.model_dir) / row.artefact_path, row.artefact_sha256, sklearn.__version__)
+    try:
+        model = clf.load_artefact(Path(settings.model_dir) / row.artefact_path, row.artefact_sha256, sklearn.__version__)
+    except clf.ArtefactError as exc:
+        raise ArtefactRefused(f"classifier version {row.version} refused: {exc}") from exc
     loaded = ActiveClassifier(row.version, model.predictor())
     _loaded[row.version] = loaded
     return loaded

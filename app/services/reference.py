@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from app.config import PROJECT_ROOT
 from app.errors import NotFound, ServiceError
 from models import Country, DataSnapshot, IndicatorValue
 from scoring.derive import INDICATORS, DerivedValue, Observation, derive_profile
@@ -21,6 +22,7 @@ from scoring.engine import encode
 from scoring.profile import CountryProfile
 
 SNAPSHOT_FILE = "country_indicators.csv"
+PROJECT_DATA = PROJECT_ROOT / "data"
 BASE_COLUMNS = ("iso3", "name", "region", "income_group")
 
 

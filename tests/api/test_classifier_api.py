@@ -1,0 +1,102 @@
+"""Classifier registry through the API: train, active pointer, tampered artefacts, outcomes, hybrid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.services import classifier_runtime, registry
+from tests.factories import match_body
+
+
+@pytest.fixture
+def trained(client):
+    """An active classifier version in this database (trained once per backend)."""
+    with client.app.state.sessionmaker() as s, s.begin():
+        registry.ensure_active(s, settings=client.app.state.settings)
+    classifier_runtime.forget_pointer()
+    return client.get("/v1/classifier").json()
+
+
+def test_active_version_reports_metrics_next_to_baselines(client, trained):
+    metrics = trained["metrics"]
+    for block in ("classifier", "rule_engine", "majority"):
+        assert 0.0 <= metrics[block]["macro_f1"]["mean"] <= 1.0
+    assert trained["active"] and trained["artefact_sha256"]
+
+
+def test_hybrid_match_carries_rule_score_and_probability(client, trained):
+    body = client.post("/v1/match", json={**match_body(), "method": "hybrid"}).json()
+    assert body["method"] == "hybrid" and body["model_version"] == trained["version"]
+    assert sum(r["classifier_probability"] for r in body["ranking"]) == pytest.approx(1.0, abs=1e-5)
+    for r in body["ranking"]:
+        assert r["score"] == pytest.approx(0.5 * r["rule_score"] + 0.5 * r["classifier_probability"], abs=1e-5)
+    assert isinstance(body["classifier"]["agrees_with_rules"], bool)
+    assert body["classifier"]["feature_contributions"]
+
+
+def test_retraining_the_same_data_keeps_the_active_version(client, trained):
+    result = client.post("/v1/classifier/train", json={}).json()
+    assert client.get("/v1/classifier").json()["version"] == trained["version"]
+    assert result["version"] == trained["version"] or not result["active"]
+
+
+def test_new_version_not_activated_unless_asked(client, trained):
+    result = client.post("/v1/classifier/train", json={"activate": False})
+    assert result.status_code == 201
+    assert client.get("/v1/classifier").json()["version"] == trained["version"]
+
+
+def test_tampered_artefact_is_refused_and_active_stays(client, trained, tmp_path):
+    settings = client.app.state.settings
+    with client.app.state.sessionmaker() as s:
+        row = registry.get(s, version=trained["version"])
+        path = Path(settings.model_dir) / row.artefact_path
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        classifier_runtime._loaded.clear()
+        response = client.post(f"/v1/classifier/versions/{trained['version']}/activate")
+        assert response.status_code == 422
+        assert "sha256" in response.json()["detail"]
+        assert client.get("/v1/classifier").json()["version"] == trained["version"]
+    finally:
+        path.write_bytes(original)
+        classifier_runtime._loaded.clear()
+
+
+def test_unknown_version_is_404(client, trained):
+    assert client.post("/v1/classifier/versions/clf-nope/activate").status_code == 404
+
+
+def test_outcome_for_unknown_assessment_is_404(client):
+    response = client.post(
+        "/v1/assessments/ffffffffffffffffffffffffffffffff/outcome",
+        json={"chosen_model": "hospital", "decided_by": "test", "reason": "test"},
+    )
+    assert response.status_code == 404
+
+
+def test_outcome_with_unknown_model_is_422(client):
+    created = client.post("/v1/match", json=match_body()).json()
+    response = client.post(
+        f"/v1/assessments/{created['assessment_id']}/outcome",
+        json={"chosen_model": "casino", "decided_by": "test", "reason": "test"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"][-1] == "chosen_model"
+
+
+def test_outcomes_become_labelled_cases_for_the_next_training(client):
+    created = client.post("/v1/match", json=match_body(healthcare_capacity="high")).json()
+    response = client.post(
+        f"/v1/assessments/{created['assessment_id']}/outcome",
+        json={"chosen_model": "hospital", "decided_by": "KHIDI consultant", "reason": "ministry chose hospital-led"},
+    )
+    assert response.status_code == 201
+    with client.app.state.sessionmaker() as s:
+        cases = registry.training_cases(s, settings=client.app.state.settings)
+    mine = cases[cases["name"] == f"assessment {created['assessment_id']}"]
+    assert list(mine["label"]) == ["hospital"] and list(mine["label_basis"]) == ["outcome"]
+    assert list(mine["healthcare_capacity"]) == ["high"]

@@ -1,0 +1,97 @@
+"""API keys and scopes, rate limits, request ids, security headers, metrics and readiness."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.services import api_keys
+from models import ApiKey
+from tests.conftest import make_settings
+from tests.factories import match_body
+
+
+@pytest.fixture
+def keyed(database_url, model_dir):
+    """An app with a read key and an admin key (rate limit 5 a minute); keys removed afterwards."""
+    app = create_app(make_settings(database_url, model_dir, rate_limit_per_minute=5))
+    with app.state.sessionmaker() as s, s.begin():
+        read_key, _ = api_keys.create(s, name="portal", scopes=["read"])
+        admin_key, _ = api_keys.create(s, name="ops", scopes=["admin"])
+        revoked_key, row = api_keys.create(s, name="old", scopes=["read"])
+        api_keys.revoke(s, prefix=row.prefix)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c, read_key, admin_key, revoked_key
+    with app.state.sessionmaker() as s, s.begin():
+        s.query(ApiKey).delete()
+    app.state.engine.dispose()
+
+
+def test_missing_key_is_401(keyed):
+    c, *_ = keyed
+    response = c.post("/v1/match", json=match_body())
+    assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("which", ["unknown", "revoked"])
+def test_unknown_or_revoked_key_is_401(keyed, which):
+    c, read_key, _, revoked = keyed
+    key = revoked if which == "revoked" else read_key[:-4] + "abcd"
+    assert c.get("/v1/cluster-models", headers={"X-API-Key": key}).status_code == 401
+
+
+def test_read_key_matches_but_cannot_train(keyed):
+    c, read_key, *_ = keyed
+    assert c.post("/v1/match", json=match_body(), headers={"X-API-Key": read_key}).status_code == 201
+    response = c.post("/v1/classifier/train", json={}, headers={"X-API-Key": read_key})
+    assert response.status_code == 403 and "admin" in response.json()["detail"]
+
+
+def test_health_stays_open_with_keys(keyed):
+    c, *_ = keyed
+    assert c.get("/healthz").status_code == 200
+
+
+def test_burst_past_the_rate_limit_is_429_with_retry_after(keyed):
+    c, _, admin_key, _ = keyed
+    statuses = [c.get("/v1/cluster-models", headers={"X-API-Key": admin_key}).status_code for _ in range(7)]
+    assert statuses[:5] == [200] * 5 and statuses[5] == 429
+    limited = c.get("/v1/cluster-models", headers={"X-API-Key": admin_key})
+    assert int(limited.headers["retry-after"]) >= 1
+
+
+def test_stored_key_is_only_a_hash(session):
+    key, row = api_keys.create(session, name="t", scopes=["read"])
+    assert key not in row.key_hash and len(row.key_hash) == 64
+    session.rollback()
+
+
+def test_request_id_is_echoed_or_generated_and_security_headers_set(client):
+    echoed = client.get("/healthz", headers={"X-Request-ID": "portal-42"})
+    assert echoed.headers["x-request-id"] == "portal-42"
+    generated = client.get("/healthz")
+    assert len(generated.headers["x-request-id"]) == 32
+    assert generated.headers["x-content-type-options"] == "nosniff"
+    assert generated.headers["x-frame-options"] == "DENY"
+
+
+def test_metrics_count_requests_and_matches(client):
+    client.post("/v1/match", json=match_body())
+    text = client.get("/metrics").text
+    assert 'clustermatch_requests_total{method="POST",route="/v1/match",status="201"}' in text
+    assert "clustermatch_matches_total{" in text
+
+
+def test_readyz_checks_the_database(client):
+    body = client.get("/readyz").json()
+    assert body["status"] == "ready" and body["database"] == "ok"
+
+
+def test_database_down_during_a_request_is_503_and_recovers(tmp_path, model_dir):
+    app = create_app(make_settings("postgresql+psycopg://postgres@127.0.0.1:1/nowhere", model_dir))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        response = c.post("/v1/match", json=match_body())
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "5"
