@@ -14,7 +14,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from scoring.profile import LOW_UPPER, MEDIUM_UPPER, CountryProfile, Stage, rd_intensity_to_scale
+from scoring.profile import (
+    LOW_UPPER,
+    MEDIUM_UPPER,
+    CountryProfile,
+    Stage,
+    piecewise_linear,
+    rd_intensity_to_scale,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,13 +169,7 @@ class DerivedValue:
 
 
 def _scale(column: str, value: float) -> float:
-    xs, ys = BOUNDS[column]
-    if value <= xs[0]:
-        return ys[0]
-    for i in range(1, len(xs)):
-        if value <= xs[i]:
-            return ys[i - 1] + (ys[i] - ys[i - 1]) * (value - xs[i - 1]) / (xs[i] - xs[i - 1])
-    return ys[-1]
+    return piecewise_linear(value, *BOUNDS[column])
 
 
 def _blend(name: str, obs: Mapping[str, Observation]) -> DerivedValue:

@@ -63,19 +63,34 @@ def weight_vector(weights: Mapping[str, float]) -> np.ndarray:
     return vector
 
 
+# Every fit curve has its knots among (0, 0.5, 1), so each is exactly three values: the fit at
+# 0, at 0.5 and at 1. Holding them as one array lets a single expression score any number of
+# profiles for every model and criterion at once.
+KNOTS_X = (0.0, 0.5, 1.0)
+for _model, _curves in FIT_CURVES.items():
+    for _name, (_xs, _ys) in _curves.items():
+        assert set(_xs) <= set(KNOTS_X), f"{_model}/{_name}: knots must lie on {KNOTS_X}"
+# CURVES[k, m, j]: fit of model m on numeric criterion j at KNOTS_X[k].
+CURVES = np.array(
+    [[[np.interp(k, *FIT_CURVES[m][c]) for c in NUMERIC_CRITERIA] for m in MODEL_IDS] for k in KNOTS_X]
+)
+_SLOPE_LOW = (CURVES[1] - CURVES[0]) / 0.5
+_SLOPE_HIGH = (CURVES[2] - CURVES[1]) / 0.5
+
+
 def fit_matrix(rows: np.ndarray) -> np.ndarray:
     """Fits for every profile, model and criterion: shape (n, models, criteria); NaN where unknown."""
     rows = np.atleast_2d(rows)
     n = rows.shape[0]
-    fits = np.full((n, N_MODELS, N_CRITERIA), np.nan)
+    fits = np.empty((n, N_MODELS, N_CRITERIA))
     stage = rows[:, 0]
     known = ~np.isnan(stage)
+    fits[:, :, 0] = np.nan
     fits[known, :, 0] = STAGE_TABLE[:, stage[known].astype(int)].T
-    for j, name in enumerate(NUMERIC_CRITERIA, start=1):
-        x = rows[:, j]
-        for m, model in enumerate(MODEL_IDS):
-            xs, ys = FIT_CURVES[model][name]
-            fits[:, m, j] = np.interp(x, xs, ys)  # NaN in, NaN out
+    x = rows[:, None, 1:]  # (n, 1, numeric criteria); NaN in, NaN out
+    fits[:, :, 1:] = np.where(
+        x <= 0.5, CURVES[0] + _SLOPE_LOW * x, CURVES[1] + _SLOPE_HIGH * (x - 0.5)
+    )
     return fits
 
 
@@ -87,8 +102,10 @@ def gate_matrix(rows: np.ndarray) -> np.ndarray:
         x = rows[:, CRITERIA.index(gate.criterion)]
         known = ~np.isnan(x)
         if gate.stages is not None:
-            allowed = [_STAGE_INDEX[s] for s in gate.stages]
-            out[known, g] = np.isin(x[known], allowed)
+            passed = np.zeros(len(x), dtype=bool)
+            for stage in gate.stages:
+                passed |= x == _STAGE_INDEX[stage]
+            out[known, g] = passed[known]
         else:
             out[known, g] = x[known] >= gate.minimum
     return out
@@ -193,8 +210,8 @@ def evaluate(profile: CountryProfile, weights: Mapping[str, float]) -> Evaluatio
         gate_results = tuple(
             GateResult(
                 criterion=gate.criterion,
-                passed=not gates[0, g] == 0,
-                assessed=not np.isnan(gates[0, g]),
+                passed=bool(gates[0, g] != 0),
+                assessed=bool(not np.isnan(gates[0, g])),
                 reason=gate.reason_en
                 if not np.isnan(gates[0, g])
                 else f"not assessed (no {gate.criterion} input); {gate.reason_en}",

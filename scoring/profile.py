@@ -52,15 +52,19 @@ def level_of(value: float) -> Level:
     return Level.HIGH
 
 
+def piecewise_linear(x: float, xs: tuple[float, ...], ys: tuple[float, ...]) -> float:
+    """Linear interpolation through the knots (xs, ys), flat beyond both ends."""
+    if x <= xs[0]:
+        return ys[0]
+    for i in range(1, len(xs)):
+        if x <= xs[i]:
+            return ys[i - 1] + (ys[i] - ys[i - 1]) * (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+    return ys[-1]
+
+
 def rd_intensity_to_scale(pct: float) -> float:
     """Map R&D intensity (% of GDP) onto [0, 1] by the fixed knots above."""
-    xs, ys = RD_INTENSITY_KNOTS
-    if pct <= xs[0]:
-        return ys[0]
-    for (x0, x1), (y0, y1) in zip(zip(xs, xs[1:]), zip(ys, ys[1:]), strict=False):
-        if pct <= x1:
-            return y0 + (y1 - y0) * (pct - x0) / (x1 - x0)
-    return ys[-1]
+    return piecewise_linear(pct, *RD_INTENSITY_KNOTS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from scoring.cluster_models import MODEL_IDS
-from scoring.criteria import CRITERIA, NUMERIC_CRITERIA
+from scoring.criteria import CRITERIA
 from scoring.engine import (
     encode,
     fit_matrix,
@@ -26,7 +26,7 @@ from scoring.engine import (
     scores,
     weight_vector,
 )
-from scoring.profile import STAGES, CountryProfile, Level, level_of
+from scoring.profile import STAGES, CountryProfile, level_of
 
 DEFAULT_SAMPLES = 1000
 DEFAULT_CONCENTRATION = 50.0  # Dirichlet alpha = concentration * normalised weight
@@ -122,11 +122,12 @@ class Change:
 @dataclass(frozen=True, slots=True)
 class Counterfactual:
     target_model: str  # the runner-up
-    change: Change | None  # None: no single change within one step puts it first
+    change: Change | None  # None: no single change within one level step puts it first
 
 
 _STEP = 1 / 3  # one level
-_GRID = np.linspace(0.0, 1.0, 301)
+_OFFSETS = np.round(np.arange(-100, 101) / 300, 6)  # moves of up to one level, in steps of 1/300
+_OFFSETS = _OFFSETS[(_OFFSETS != 0) & (np.abs(_OFFSETS) <= _STEP + 1e-9)]
 
 
 def counterfactual(profile: CountryProfile, weights: dict[str, float]) -> Counterfactual:
@@ -134,51 +135,47 @@ def counterfactual(profile: CountryProfile, weights: dict[str, float]) -> Counte
     w = weight_vector(weights)
     base_row = encode(profile)
     base = scores(fit_matrix(base_row), gate_factors(gate_matrix(base_row)), w)[0]
-    order = rank_order(base)
-    runner_up = int(order[1])
+    runner_up = int(rank_order(base)[1])
 
-    candidates: list[tuple[Change, np.ndarray]] = []
+    # Candidate rows: every other stage, then every numeric input moved by each offset.
+    columns: list[np.ndarray] = []  # which criterion column each candidate changes
+    values: list[np.ndarray] = []  # to what
     if profile.innovation_stage is not None:
-        for stage in STAGES:
-            if stage != profile.innovation_stage:
-                row = encode(replace(profile, innovation_stage=stage))
-                change = Change(
-                    "innovation_stage", profile.innovation_stage.value, stage.value, None, None, 1.0
-                )
-                candidates.append((change, row))
-    for j, name in enumerate(NUMERIC_CRITERIA, start=1):
-        current = base_row[j]
-        if np.isnan(current):
+        others = [float(i) for i, stage in enumerate(STAGES) if stage != profile.innovation_stage]
+        columns.append(np.zeros(len(others), dtype=int))
+        values.append(np.array(others))
+    for j in range(1, len(CRITERIA)):
+        if np.isnan(base_row[j]):
             continue
-        grid = _GRID[(np.abs(_GRID - current) <= _STEP + 1e-9) & (current != _GRID)]
-        for x in grid:
-            row = base_row.copy()
-            row[j] = x
-            change = Change(
-                name,
-                round(float(current), 4),
-                round(float(x), 4),
-                level_of(float(current)).value,
-                level_of(float(x)).value,
-                float(abs(x - current)),
-            )
-            candidates.append((change, row))
-    if not candidates:
+        moved = base_row[j] + _OFFSETS
+        moved = moved[(moved >= 0.0) & (moved <= 1.0)]
+        columns.append(np.full(len(moved), j))
+        values.append(moved)
+    if not columns:
         return Counterfactual(MODEL_IDS[runner_up], None)
+    column = np.concatenate(columns)
+    target = np.concatenate(values)
+    rows = np.repeat(base_row[None, :], len(column), axis=0)
+    rows[np.arange(len(column)), column] = target
 
-    rows = np.stack([row for _, row in candidates])
     new = scores(fit_matrix(rows), gate_factors(gate_matrix(rows)), w)
-    wins = rank_order(new)[:, 0] == runner_up
-    winning = [change for (change, _), won in zip(candidates, wins, strict=True) if won]
-    if not winning:
+    wins = np.flatnonzero(rank_order(new)[:, 0] == runner_up)
+    if wins.size == 0:
         return Counterfactual(MODEL_IDS[runner_up], None)
-    best = min(winning, key=lambda c: (c.size, CRITERIA.index(_criterion_of(c.input))))
-    return Counterfactual(MODEL_IDS[runner_up], best)
-
-
-def _criterion_of(input_name: str) -> str:
-    return "stage" if input_name == "innovation_stage" else input_name
-
-
-def level_name(value: float | None) -> Level | None:
-    return None if value is None else level_of(value)
+    size = np.where(column == 0, 1.0, np.abs(target - base_row[column]))
+    # Smallest move first; between equal moves, the criterion listed first (lexsort: last key first).
+    best = int(wins[np.lexsort((column[wins], np.round(size[wins], 9)))[0]])
+    j, value = int(column[best]), float(target[best])
+    if j == 0:
+        change = Change("innovation_stage", profile.innovation_stage.value, STAGES[int(value)].value, None, None, 1.0)  # type: ignore[union-attr]
+    else:
+        current = float(base_row[j])
+        change = Change(
+            CRITERIA[j],
+            round(current, 4),
+            round(value, 4),
+            level_of(current).value,
+            level_of(value).value,
+            round(abs(value - current), 6),
+        )
+    return Counterfactual(MODEL_IDS[runner_up], change)

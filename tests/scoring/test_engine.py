@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scoring.cluster_models import MODEL_IDS
-from scoring.criteria import CRITERIA, DEFAULT_WEIGHTS, GATE_PENALTY
-from scoring.engine import WeightsError, evaluate
+from scoring.criteria import CRITERIA, DEFAULT_WEIGHTS, FIT_CURVES, GATE_PENALTY, STAGE_FIT
+from scoring.engine import WeightsError, evaluate, fit_matrix
 from scoring.profile import STAGES, CountryProfile, rd_intensity_to_scale
 from tests.factories import profile
 
@@ -168,3 +169,15 @@ def test_raising_a_weight_where_a_fits_better_never_lowers_a_relative_to_b(p, w,
 def test_evaluation_is_deterministic():
     p = profile("chaser", rd=0.37, will=0.71, manufacturing_base="high")
     assert evaluate(p, DEFAULT_WEIGHTS) == evaluate(p, DEFAULT_WEIGHTS)
+
+
+def test_vectorised_fits_equal_the_documented_curves():
+    rng = np.random.default_rng(7)
+    rows = np.column_stack([rng.integers(0, 3, 500).astype(float), rng.random((500, len(CRITERIA) - 1))])
+    fits = fit_matrix(rows)
+    for m, model in enumerate(MODEL_IDS):
+        assert np.array_equal(fits[:, m, 0], [STAGE_FIT[model][STAGES[int(s)]] for s in rows[:, 0]])
+        for j, name in enumerate(CRITERIA[1:], start=1):
+            np.testing.assert_allclose(
+                fits[:, m, j], np.interp(rows[:, j], *FIT_CURVES[model][name]), atol=1e-12
+            )
