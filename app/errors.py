@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -96,6 +97,16 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (asks the router itself, so nesting is handled)."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_handlers(app: FastAPI) -> None:
     """Render every error the service raises, and the framework's own, as problem+json."""
 
@@ -112,14 +123,13 @@ def install_handlers(app: FastAPI) -> None:
         return problem(422, "Invalid request", f"invalid fields: {fields}", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
-        return problem(
-            exc.status_code,
-            titles.get(exc.status_code, "Error"),
-            str(exc.detail),
-            headers=getattr(exc, "headers", None),
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods; a path may have several routes.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail), headers=headers)
 
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:

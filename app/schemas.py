@@ -22,6 +22,16 @@ Unit = Annotated[float, BeforeValidator(_reject_bool), Field(ge=0.0, le=1.0, all
 LevelOrUnit = Level | Unit
 Weight = Annotated[float, BeforeValidator(_reject_bool), Field(ge=0.0, le=1e6, allow_inf_nan=False)]
 ModelId = Literal["production", "hospital", "research", "composite"]
+# The criteria of scoring/criteria.py, spelled out so the schema lists the only keys a weight map takes.
+CriterionName = Literal[
+    "stage",
+    "public_investment_will",
+    "rd",
+    "healthcare_capacity",
+    "research_capacity",
+    "manufacturing_base",
+    "private_sector_strength",
+]
 ISO3 = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", examples=["KAZ"])]
 ProfileName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
@@ -61,7 +71,9 @@ class MatchRequest(BaseModel):
 
     country: ISO3 | None = Field(None, description="ISO 3166-1 alpha-3; fills what the profile leaves out")
     profile: ProfileIn = Field(default_factory=ProfileIn)
-    weights: dict[str, Weight] | None = Field(None, description="Partial override of the weight profile")
+    weights: dict[CriterionName, Weight] | None = Field(
+        None, description="Partial override of the weight profile, by criterion"
+    )
     weight_profile: ProfileName = "default"
     weight_profile_version: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     method: Method = Method.HYBRID

@@ -18,7 +18,12 @@ from app.services.classifier_runtime import forget_pointer
 from scoring import classifier as clf
 
 router = APIRouter(prefix="/v1", tags=["classifier"])
+
+
+class MarkdownResponse(PlainTextResponse):
+    media_type = "text/markdown"
 VersionPath = Annotated[str, Path(min_length=1, max_length=64)]
+
 
 class ModelVersionOut(BaseModel):
     version: str
@@ -32,11 +37,13 @@ class ModelVersionOut(BaseModel):
     metrics: dict[str, Any]
     artefact_sha256: str
 
+
 class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     activate: bool | None = Field(
         None, description="true: activate; false: never; null: activate only if it beats the active one"
     )
+
 
 class TrainResult(BaseModel):
     version: str
@@ -46,11 +53,13 @@ class TrainResult(BaseModel):
     metrics: dict[str, Any]
     training_seconds: float | None
 
+
 class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     chosen_model: Literal["production", "hospital", "research", "composite"]
     decided_by: str = Field(min_length=1, max_length=128, examples=["KHIDI consulting team"])
     reason: str = Field(min_length=1, max_length=2000, examples=["Ministry chose the hospital-led model"])
+
 
 class OutcomeOut(BaseModel):
     id: int
@@ -59,6 +68,7 @@ class OutcomeOut(BaseModel):
     decided_by: str
     reason: str
     created_at: datetime
+
 
 def _out(row: Any) -> dict[str, Any]:
     return {
@@ -74,7 +84,13 @@ def _out(row: Any) -> dict[str, Any]:
         "artefact_sha256": row.artefact_sha256,
     }
 
-@router.get("/classifier", response_model=ModelVersionOut, responses={**READ, **problems(404)}, summary="Active classifier / 활성 분류기")
+
+@router.get(
+    "/classifier",
+    response_model=ModelVersionOut,
+    responses={**READ, **problems(404)},
+    summary="Active classifier / 활성 분류기",
+)
 def get_active(session: SessionDep) -> Any:
     """The active version: training date, data hash, estimator, and cross-validated metrics next to
     the rule engine and a majority-class baseline scored on the same folds."""
@@ -83,15 +99,22 @@ def get_active(session: SessionDep) -> Any:
         raise NotFound("no classifier version is active; POST /v1/classifier/train")
     return _out(row)
 
-@router.get("/classifier/versions", response_model=list[ModelVersionOut], responses=READ, summary="All classifier versions")
+
+@router.get(
+    "/classifier/versions",
+    response_model=list[ModelVersionOut],
+    responses=READ,
+    summary="All classifier versions",
+)
 def list_versions(session: SessionDep) -> Any:
     """Every trained version, newest first; versions are immutable, `active` is a movable pointer."""
     return [_out(r) for r in registry.get_all(session)]
 
+
 @router.get(
     "/classifier/card",
     responses={**READ, **problems(404)},
-    response_class=PlainTextResponse,
+    response_class=MarkdownResponse,
     summary="Model card (Markdown) / 모델 카드",
 )
 def model_card(session: SessionDep, settings: SettingsDep) -> Any:
@@ -101,9 +124,15 @@ def model_card(session: SessionDep, settings: SettingsDep) -> Any:
     row = registry.get_active(session)
     if row is None or active_classifier(session, settings=settings) is None:
         raise NotFound("no classifier version is active")
-    model = clf.load_artefact(settings.model_dir / row.artefact_path, row.artefact_sha256, row.library_versions["sklearn"])
-    text = f"Version: `{row.version}` (active since training on {row.created_at:%Y-%m-%d})\n\n" + clf.model_card_markdown(model)
-    return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
+    model = clf.load_artefact(
+        settings.model_dir / row.artefact_path, row.artefact_sha256, row.library_versions["sklearn"]
+    )
+    text = (
+        f"Version: `{row.version}` (active since training on {row.created_at:%Y-%m-%d})\n\n"
+        + clf.model_card_markdown(model)
+    )
+    return MarkdownResponse(text)
+
 
 @router.post(
     "/classifier/train",
@@ -119,6 +148,7 @@ def train(session: SessionDep, settings: SettingsDep, body: TrainRequest | None 
     result = registry.train(session, settings=settings, activate_new=(body or TrainRequest()).activate)
     forget_pointer()
     return result
+
 
 @router.post(
     "/classifier/versions/{version}/activate",
@@ -137,6 +167,7 @@ def activate(version: VersionPath, session: SessionDep, settings: SettingsDep) -
     forget_pointer()
     return _out(row)
 
+
 @router.post(
     "/assessments/{assessment_id}/outcome",
     response_model=OutcomeOut,
@@ -151,7 +182,11 @@ def record_outcome(
     """What the consultant or government finally chose, by whom and why. Outcomes join the labelled
     cases of the next training with `label_basis` = `outcome`."""
     row = registry.record_outcome(
-        session, assessment_id=assessment_id, chosen_model=body.chosen_model, decided_by=body.decided_by, reason=body.reason
+        session,
+        assessment_id=assessment_id,
+        chosen_model=body.chosen_model,
+        decided_by=body.decided_by,
+        reason=body.reason,
     )
     return {
         "id": row.id,

@@ -24,5 +24,6 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {**_PROBLEM, "description": descriptions[code]} for code in codes}
 
 
-READ = problems(401, 403, 429, 503)
+# 422 is listed everywhere: FastAPI would otherwise document it as plain JSON, and ours is problem+json.
+READ = problems(401, 403, 422, 429, 503)
 WRITE = problems(400, 401, 403, 413, 422, 429, 503)

@@ -10,7 +10,7 @@ from app.dependencies import SessionDep, SettingsDep
 from app.routers.common import READ, problems
 from app.schemas import MatchRequest, MatchResponse, Method, ProfileName
 from app.schemas_countries import CountryDetail, CountryPage, ModelCountries
-from app.services import countries, matching
+from app.services import countries, matching, reference
 from scoring.profile import Stage
 
 router = APIRouter(prefix="/v1", tags=["countries"])
@@ -67,7 +67,8 @@ def match_country(
 ) -> Any:
     """Same response as `POST /v1/match` with only `country` given; stored as an assessment so its
     report can be opened later."""
-    request = MatchRequest(country=countries.normalise_code(iso3), method=method, weight_profile=weight_profile)
+    _, country = reference.get_country(session, iso3=iso3)  # 404 with close matches for any unknown code
+    request = MatchRequest(country=country.iso3, method=method, weight_profile=weight_profile)
     return matching.match(session, request=request, settings=settings)
 
 

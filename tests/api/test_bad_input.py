@@ -47,7 +47,7 @@ CASES = [
     ),
     ("rd twice", match_body(rd_intensity_pct=1.0), 422, ["profile", "rd_intensity_pct"]),
     ("negative weight", weights(rd=-1), 422, ["body", "weights", "rd"]),
-    ("unknown weight", weights(luck=0.3), 422, ["weights", "luck"]),
+    ("unknown weight", weights(luck=0.3), 422, ["body", "weights", "luck"]),
     (
         "all-zero weights",
         weights(
@@ -108,3 +108,15 @@ def test_unknown_assessment_is_404_problem(client):
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert "does not exist" in response.json()["detail"]
+
+
+def test_country_match_with_a_malformed_code_is_404_not_500(client):
+    response = client.get("/v1/countries/%C3%AA/match")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_wrong_method_names_every_allowed_method(client):
+    response = client.delete("/v1/match")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
