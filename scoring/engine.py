@@ -88,9 +88,8 @@ def fit_matrix(rows: np.ndarray) -> np.ndarray:
     fits[:, :, 0] = np.nan
     fits[known, :, 0] = STAGE_TABLE[:, stage[known].astype(int)].T
     x = rows[:, None, 1:]  # (n, 1, numeric criteria); NaN in, NaN out
-    fits[:, :, 1:] = np.where(
-        x <= 0.5, CURVES[0] + _SLOPE_LOW * x, CURVES[1] + _SLOPE_HIGH * (x - 0.5)
-    )
+    # Below the middle knot only the low slope applies, above it the high slope takes over.
+    fits[:, :, 1:] = CURVES[0] + _SLOPE_LOW * np.minimum(x, 0.5) + _SLOPE_HIGH * np.maximum(x - 0.5, 0.0)
     return fits
 
 
@@ -114,10 +113,13 @@ def gate_matrix(rows: np.ndarray) -> np.ndarray:
 _GATE_MODEL = np.array([[gate.model == m for gate in GATES] for m in MODEL_IDS], dtype=float)
 
 
+_PENALTY_BY_FAILURES = GATE_PENALTY ** np.arange(len(GATES) + 1)
+
+
 def gate_factors(gates: np.ndarray) -> np.ndarray:
     """Per-model multiplier from the gates, shape (n, models)."""
     failed = (gates == 0).astype(float)  # NaN (not assessed) counts as not failed
-    return GATE_PENALTY ** (failed @ _GATE_MODEL.T)
+    return _PENALTY_BY_FAILURES[(failed @ _GATE_MODEL.T).astype(int)]
 
 
 def scores(fits: np.ndarray, factors: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -190,10 +192,18 @@ def evaluate(profile: CountryProfile, weights: Mapping[str, float]) -> Evaluatio
     fits = fit_matrix(row)
     gates = gate_matrix(row)
     factors = gate_factors(gates)
-    score_row = scores(fits, factors, w)[0]
-    assessed = ~np.isnan(row[0])
+    return explain_row(row[0], fits[0], gates[0], factors[0], scores(fits, factors, w)[0], w)
+
+
+def explain_row(
+    row: np.ndarray, fits: np.ndarray, gates: np.ndarray, factors: np.ndarray, score_row: np.ndarray, w: np.ndarray
+) -> Evaluation:
+    """An Evaluation of one profile from its already computed arrays (one row of each)."""
+    assessed = ~np.isnan(row)
     w_used = w * assessed
     w_norm = w_used / w_used.sum()
+    known_fit = ~np.isnan(fits)
+    contribution = np.where(known_fit, fits * w_norm, 0.0)
 
     ranking = []
     for rank, m in enumerate(rank_order(score_row), start=1):
@@ -202,18 +212,18 @@ def evaluate(profile: CountryProfile, weights: Mapping[str, float]) -> Evaluatio
             Contribution(
                 criterion=c,
                 weight=float(w_norm[j]),
-                fit=None if np.isnan(fits[0, m, j]) else float(fits[0, m, j]),
-                contribution=0.0 if np.isnan(fits[0, m, j]) else float(w_norm[j] * fits[0, m, j]),
+                fit=float(fits[m, j]) if known_fit[m, j] else None,
+                contribution=float(contribution[m, j]),
             )
             for j, c in enumerate(CRITERIA)
         )
         gate_results = tuple(
             GateResult(
                 criterion=gate.criterion,
-                passed=bool(gates[0, g] != 0),
-                assessed=bool(not np.isnan(gates[0, g])),
+                passed=bool(gates[g] != 0),
+                assessed=bool(not np.isnan(gates[g])),
                 reason=gate.reason_en
-                if not np.isnan(gates[0, g])
+                if not np.isnan(gates[g])
                 else f"not assessed (no {gate.criterion} input); {gate.reason_en}",
                 reason_ko=gate.reason_ko,
                 source=gate.source,
@@ -226,8 +236,8 @@ def evaluate(profile: CountryProfile, weights: Mapping[str, float]) -> Evaluatio
                 model=model,
                 rank=rank,
                 score=float(score_row[m]),
-                fit=float(sum(c.contribution for c in contributions)),
-                gate_factor=float(factors[0, m]),
+                fit=float(contribution[m].sum()),
+                gate_factor=float(factors[m]),
                 contributions=contributions,
                 gates=gate_results,
             )

@@ -1,24 +1,32 @@
 """How much an answer depends on the weights, and what input would change it.
 
-- `robustness`: draw weight vectors on the simplex around the weights in use
+- robustness: draw weight vectors on the simplex around the weights in use
   (Dirichlet with mean equal to the normalised weights), rescore, and count how
   often the top model stays on top. A fixed seed makes a stored assessment
   reproduce exactly.
-- `leave_one_out`: the winner when each criterion is dropped in turn.
-- `counterfactual`: the smallest change of one input, within one level step,
+- leave-one-out: the winner when each criterion is dropped in turn.
+- counterfactual: the smallest change of one input, within one level step,
   that would put the runner-up first.
+
+`analyse` does all of it for many profiles in one pass of array arithmetic, so a
+batch of a thousand costs little more than one; `robustness`, `leave_one_out` and
+`counterfactual` are the one-profile views of the same computation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from scoring.cluster_models import MODEL_IDS
 from scoring.criteria import CRITERIA
 from scoring.engine import (
+    Evaluation,
     encode,
+    explain_row,
     fit_matrix,
     gate_factors,
     gate_matrix,
@@ -32,6 +40,11 @@ DEFAULT_SAMPLES = 1000
 DEFAULT_CONCENTRATION = 50.0  # Dirichlet alpha = concentration * normalised weight
 DEFAULT_SEED = 20231  # fixed: the same request always gets the same figure
 
+_STEP = 1 / 3  # one level
+_COARSE = 10  # the counterfactual first tries moves in steps of a tenth of a level ...
+_FINE_POINTS = 32  # ... then narrows the smallest winning move in 32 steps,
+_FINE_ROUNDS = 2  # twice: to 1/(30 * 32 * 32) of the scale, about 3e-5
+
 
 @dataclass(frozen=True, slots=True)
 class Robustness:
@@ -42,71 +55,11 @@ class Robustness:
     seed: int
 
 
-def robustness(
-    profile: CountryProfile,
-    weights: dict[str, float],
-    *,
-    samples: int = DEFAULT_SAMPLES,
-    concentration: float = DEFAULT_CONCENTRATION,
-    seed: int = DEFAULT_SEED,
-) -> Robustness:
-    """Share of Dirichlet-perturbed weight vectors under which the top model stays on top."""
-    w = weight_vector(weights)
-    row = encode(profile)[None, :]
-    fits = fit_matrix(row)[0]  # (models, criteria)
-    factors = gate_factors(gate_matrix(row))[0]
-    assessed = ~np.isnan(row[0])
-    active = assessed & (w > 0)
-    base = (np.nan_to_num(fits) @ (w * assessed)) / (w * assessed).sum() * factors
-    top = rank_order(base)[0]
-
-    rng = np.random.default_rng(seed)
-    alpha = concentration * w[active] / w[active].sum()
-    sampled = np.zeros((samples, len(CRITERIA)))
-    sampled[:, active] = rng.dirichlet(alpha, size=samples)
-    # Each sampled vector already sums to 1 over active criteria, so the weighted mean is a dot product.
-    sample_scores = sampled @ np.nan_to_num(fits).T * factors  # (samples, models)
-    winners = np.argmax(sample_scores, axis=1)  # argmax keeps the first of equals, as rank_order does
-    counts = np.bincount(winners, minlength=len(MODEL_IDS))
-    return Robustness(
-        robustness=float(counts[top] / samples),
-        first_place_shares={m: float(counts[i] / samples) for i, m in enumerate(MODEL_IDS)},
-        samples=samples,
-        concentration=concentration,
-        seed=seed,
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class LeaveOneOut:
     criterion: str
     top_model: str
     changes_top: bool
-
-
-def leave_one_out(profile: CountryProfile, weights: dict[str, float]) -> list[LeaveOneOut]:
-    """The top model when each weighted, assessed criterion is left out in turn."""
-    w = weight_vector(weights)
-    row = encode(profile)[None, :]
-    fits = fit_matrix(row)
-    factors = gate_factors(gate_matrix(row))
-    top = rank_order(scores(fits, factors, w)[0])[0]
-    candidates = [j for j in range(len(CRITERIA)) if w[j] > 0 and not np.isnan(row[0, j])]
-    if len(candidates) < 2:
-        return []
-    variants = np.repeat(w[None, :], len(candidates), axis=0)
-    for i, j in enumerate(candidates):
-        variants[i, j] = 0.0
-    many = scores(
-        np.repeat(fits, len(candidates), axis=0), np.repeat(factors, len(candidates), axis=0), variants
-    )
-    winners = rank_order(many)[:, 0]
-    return [
-        LeaveOneOut(
-            criterion=CRITERIA[j], top_model=MODEL_IDS[winners[i]], changes_top=bool(winners[i] != top)
-        )
-        for i, j in enumerate(candidates)
-    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,51 +78,57 @@ class Counterfactual:
     change: Change | None  # None: no single change within one level step puts it first
 
 
-_STEP = 1 / 3  # one level
-_OFFSETS = np.round(np.arange(-100, 101) / 300, 6)  # moves of up to one level, in steps of 1/300
-_OFFSETS = _OFFSETS[(_OFFSETS != 0) & (np.abs(_OFFSETS) <= _STEP + 1e-9)]
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Everything the rules say about n profiles, as arrays (row i belongs to profile i)."""
 
+    rows: np.ndarray  # (n, criteria) encoded profiles
+    weights: np.ndarray  # (criteria,)
+    fits: np.ndarray  # (n, models, criteria)
+    gates: np.ndarray  # (n, gates)
+    factors: np.ndarray  # (n, models)
+    scores: np.ndarray  # (n, models)
+    robustness: np.ndarray  # (n,)
+    first_place: np.ndarray  # (n, models) share of samples won
+    loo_top: np.ndarray  # (n, criteria) top model index without that criterion; -1 if not applicable
+    cf_column: np.ndarray  # (n,) criterion moved for the runner-up to win; -1 if none
+    cf_value: np.ndarray  # (n,) to what
+    samples: int
+    concentration: float
+    seed: int
 
-def counterfactual(profile: CountryProfile, weights: dict[str, float]) -> Counterfactual:
-    """The smallest one-input change (one level step at most) that puts the runner-up first."""
-    w = weight_vector(weights)
-    base_row = encode(profile)
-    base = scores(fit_matrix(base_row), gate_factors(gate_matrix(base_row)), w)[0]
-    runner_up = int(rank_order(base)[1])
+    def evaluation(self, i: int) -> Evaluation:
+        return explain_row(self.rows[i], self.fits[i], self.gates[i], self.factors[i], self.scores[i], self.weights)
 
-    # Candidate rows: every other stage, then every numeric input moved by each offset.
-    columns: list[np.ndarray] = []  # which criterion column each candidate changes
-    values: list[np.ndarray] = []  # to what
-    if profile.innovation_stage is not None:
-        others = [float(i) for i, stage in enumerate(STAGES) if stage != profile.innovation_stage]
-        columns.append(np.zeros(len(others), dtype=int))
-        values.append(np.array(others))
-    for j in range(1, len(CRITERIA)):
-        if np.isnan(base_row[j]):
-            continue
-        moved = base_row[j] + _OFFSETS
-        moved = moved[(moved >= 0.0) & (moved <= 1.0)]
-        columns.append(np.full(len(moved), j))
-        values.append(moved)
-    if not columns:
-        return Counterfactual(MODEL_IDS[runner_up], None)
-    column = np.concatenate(columns)
-    target = np.concatenate(values)
-    rows = np.repeat(base_row[None, :], len(column), axis=0)
-    rows[np.arange(len(column)), column] = target
+    def robustness_of(self, i: int) -> Robustness:
+        return Robustness(
+            robustness=float(self.robustness[i]),
+            first_place_shares={m: float(self.first_place[i, k]) for k, m in enumerate(MODEL_IDS)},
+            samples=self.samples,
+            concentration=self.concentration,
+            seed=self.seed,
+        )
 
-    new = scores(fit_matrix(rows), gate_factors(gate_matrix(rows)), w)
-    wins = np.flatnonzero(rank_order(new)[:, 0] == runner_up)
-    if wins.size == 0:
-        return Counterfactual(MODEL_IDS[runner_up], None)
-    size = np.where(column == 0, 1.0, np.abs(target - base_row[column]))
-    # Smallest move first; between equal moves, the criterion listed first (lexsort: last key first).
-    best = int(wins[np.lexsort((column[wins], np.round(size[wins], 9)))[0]])
-    j, value = int(column[best]), float(target[best])
-    if j == 0:
-        change = Change("innovation_stage", profile.innovation_stage.value, STAGES[int(value)].value, None, None, 1.0)  # type: ignore[union-attr]
-    else:
-        current = float(base_row[j])
+    def leave_one_out_of(self, i: int) -> list[LeaveOneOut]:
+        top = int(rank_order(self.scores[i])[0])
+        return [
+            LeaveOneOut(CRITERIA[j], MODEL_IDS[t], bool(t != top))
+            for j, t in enumerate(self.loo_top[i])
+            if t >= 0
+        ]
+
+    def counterfactual_of(self, i: int) -> Counterfactual:
+        runner_up = MODEL_IDS[int(rank_order(self.scores[i])[1])]
+        j = int(self.cf_column[i])
+        if j < 0:
+            return Counterfactual(runner_up, None)
+        value = float(self.cf_value[i])
+        if j == 0:
+            current_stage = STAGES[int(self.rows[i, 0])].value
+            return Counterfactual(
+                runner_up, Change("innovation_stage", current_stage, STAGES[int(value)].value, None, None, 1.0)
+            )
+        current = float(self.rows[i, j])
         change = Change(
             CRITERIA[j],
             round(current, 4),
@@ -178,4 +137,191 @@ def counterfactual(profile: CountryProfile, weights: dict[str, float]) -> Counte
             level_of(value).value,
             round(abs(value - current), 6),
         )
-    return Counterfactual(MODEL_IDS[runner_up], change)
+        return Counterfactual(runner_up, change)
+
+
+@lru_cache(maxsize=256)
+def _dirichlet(alpha: tuple[float, ...], samples: int, seed: int) -> np.ndarray:
+    """Weight samples on the simplex; a pure function of its arguments, so it is kept."""
+    drawn = np.random.default_rng(seed).dirichlet(alpha, size=samples)
+    drawn.setflags(write=False)
+    return drawn
+
+
+def _sampled_weights(w: np.ndarray, active: np.ndarray, samples: int, concentration: float, seed: int) -> np.ndarray:
+    full = np.zeros((samples, len(CRITERIA)))
+    full[:, active] = _dirichlet(tuple(concentration * w[active] / w[active].sum()), samples, seed)
+    return full
+
+
+def _robustness(
+    fits: np.ndarray, factors: np.ndarray, top: np.ndarray, w: np.ndarray, rows: np.ndarray,
+    samples: int, concentration: float, seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    n = len(rows)
+    robust = np.zeros(n)
+    shares = np.zeros((n, len(MODEL_IDS)))
+    active = ~np.isnan(rows) & (w > 0)
+    filled = np.nan_to_num(fits)
+    # Profiles with the same known inputs share one set of weight samples.
+    masks, group = np.unique(active, axis=0, return_inverse=True)
+    for g, mask in enumerate(masks):
+        members = np.flatnonzero(group.ravel() == g)
+        sampled = _sampled_weights(w, mask, samples, concentration, seed)  # (samples, criteria)
+        # Samples sum to 1 over the known inputs, so each weighted mean is a dot product.
+        sub = filled[members]  # (members, models, criteria)
+        sample_scores = (sub.reshape(-1, sub.shape[2]) @ sampled.T).reshape(len(members), len(MODEL_IDS), samples)
+        sample_scores *= factors[members, :, None]
+        winners = np.argmax(sample_scores, axis=1)  # (members, samples); first of equals, as rank_order
+        counts = np.bincount(
+            (winners + len(MODEL_IDS) * np.arange(len(members))[:, None]).ravel(),
+            minlength=len(members) * len(MODEL_IDS),
+        )
+        shares[members] = counts.reshape(len(members), len(MODEL_IDS)) / samples
+        robust[members] = shares[members, top[members]]
+    return robust, shares
+
+
+def _leave_one_out(fits: np.ndarray, factors: np.ndarray, w: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    assessed = ~np.isnan(rows)
+    wa = w * assessed  # (n, criteria)
+    weighted = np.nan_to_num(fits) * wa[:, None, :]  # (n, models, criteria)
+    total = wa.sum(axis=1)  # (n,)
+    # Dropping criterion j removes its term from the numerator and its weight from the total.
+    numerator = weighted.sum(axis=2)[:, None, :] - np.transpose(weighted, (0, 2, 1))  # (n, criteria, models)
+    remaining = total[:, None] - wa  # (n, criteria)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dropped = numerator / remaining[:, :, None] * factors[:, None, :]
+    top = np.argmax(np.nan_to_num(dropped, nan=-1.0), axis=2)
+    applicable = (wa > 0) & ((wa > 0).sum(axis=1, keepdims=True) >= 2)
+    return np.where(applicable, top, -1)
+
+
+def _wins(rows: np.ndarray, w: np.ndarray, runner_up: np.ndarray) -> np.ndarray:
+    """Whether `runner_up[i]` ranks first for each candidate row i."""
+    new = scores(fit_matrix(rows), gate_factors(gate_matrix(rows)), w)
+    return rank_order(new)[:, 0] == runner_up
+
+
+def _counterfactual(rows: np.ndarray, w: np.ndarray, score_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(rows)
+    runner_up = rank_order(score_rows)[:, 1]
+    best_column = np.full(n, -1)
+    best_value = np.full(n, np.nan)
+    best_size = np.full(n, np.inf)
+
+    # 1. Another stage (size 1.0: any numeric move found below, at most one level, is smaller).
+    for s in range(len(STAGES)):
+        candidate = rows.copy()
+        candidate[:, 0] = s
+        ok = ~np.isnan(rows[:, 0]) & (rows[:, 0] != s) & _wins(candidate, w, runner_up)
+        take = ok & (best_size > 1.0)
+        best_column[take], best_value[take], best_size[take] = 0, s, 1.0
+
+    # 2. Each numeric input moved by up to one level, both ways. A coarse grid scores every
+    #    move of every profile in one call; the moves tied for the smallest coarse win are then
+    #    narrowed on a finer grid towards the current value, all at once.
+    pairs = [(j, sign) for j in range(1, len(CRITERIA)) for sign in (1.0, -1.0)]
+    column_of = np.array([j for j, _ in pairs])
+    sign_of = np.array([sign for _, sign in pairs])
+    offsets = np.arange(1, _COARSE + 1) / _COARSE * _STEP
+    x = rows[:, column_of]  # (n, pairs)
+    target = x[:, :, None] + sign_of[None, :, None] * offsets[None, None, :]  # (n, pairs, offsets)
+    valid = ~np.isnan(target) & (target >= 0.0) & (target <= 1.0)
+    i_idx, p_idx, k_idx = np.nonzero(valid)
+    candidate = rows[i_idx].copy()
+    candidate[np.arange(len(i_idx)), column_of[p_idx]] = target[i_idx, p_idx, k_idx]
+    won = np.zeros(valid.shape, dtype=bool)
+    won[i_idx, p_idx, k_idx] = _wins(candidate, w, runner_up[i_idx])
+    any_win = won.any(axis=2)
+    coarse = np.where(any_win, offsets[np.argmax(won, axis=2)], np.inf)  # (n, pairs)
+    smallest = coarse.min(axis=1, keepdims=True)
+    i_idx, p_idx = np.nonzero(any_win & (coarse == smallest))
+    if len(i_idx):
+        hi = coarse[i_idx, p_idx]
+        lo = hi - _STEP / _COARSE  # the next smaller coarse move lost (or is no move at all)
+        cols = column_of[p_idx]
+        fractions = np.arange(1, _FINE_POINTS + 1) / _FINE_POINTS
+        for _ in range(_FINE_ROUNDS):
+            # Split each (lo, hi] into _FINE_POINTS steps; the first winning one is the new hi.
+            moves = lo[:, None] + (hi - lo)[:, None] * fractions[None, :]  # (pairs found, points)
+            candidate = np.repeat(rows[i_idx], _FINE_POINTS, axis=0)
+            candidate[np.arange(len(candidate)), np.repeat(cols, _FINE_POINTS)] = (
+                x[i_idx, p_idx][:, None] + sign_of[p_idx][:, None] * moves
+            ).ravel()
+            ok = _wins(candidate, w, np.repeat(runner_up[i_idx], _FINE_POINTS)).reshape(moves.shape)
+            ok[:, -1] = True  # hi itself won
+            first = np.argmax(ok, axis=1)
+            rows_idx = np.arange(len(first))
+            hi = moves[rows_idx, first]
+            lo = np.where(first > 0, moves[rows_idx, np.maximum(first - 1, 0)], lo)
+        # Smallest refined move per profile; pairs are in criterion order, + before -, so the
+        # first of equals is the earlier criterion.
+        taken = np.zeros(n, dtype=bool)
+        for k in np.lexsort((p_idx, np.round(hi, 9), i_idx)):
+            i = i_idx[k]
+            if taken[i]:
+                continue  # a smaller move of this profile came first (sorted ascending)
+            taken[i] = True
+            best_column[i] = cols[k]
+            best_value[i] = x[i, p_idx[k]] + sign_of[p_idx[k]] * hi[k]
+            best_size[i] = hi[k]
+    return best_column, best_value
+
+
+def analyse(
+    rows: np.ndarray,
+    weights: Mapping[str, float],
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    concentration: float = DEFAULT_CONCENTRATION,
+    seed: int = DEFAULT_SEED,
+) -> Analysis:
+    """Scores, robustness, leave-one-out and counterfactuals for many encoded profiles at once."""
+    rows = np.atleast_2d(np.asarray(rows, dtype=float))
+    w = weight_vector(weights)
+    fits = fit_matrix(rows)
+    gates = gate_matrix(rows)
+    factors = gate_factors(gates)
+    score_rows = scores(fits, factors, w)
+    top = rank_order(score_rows)[:, 0]
+    robust, shares = _robustness(fits, factors, top, w, rows, samples, concentration, seed)
+    cf_column, cf_value = _counterfactual(rows, w, score_rows)
+    return Analysis(
+        rows=rows,
+        weights=w,
+        fits=fits,
+        gates=gates,
+        factors=factors,
+        scores=score_rows,
+        robustness=robust,
+        first_place=shares,
+        loo_top=_leave_one_out(fits, factors, w, rows),
+        cf_column=cf_column,
+        cf_value=cf_value,
+        samples=samples,
+        concentration=concentration,
+        seed=seed,
+    )
+
+
+def robustness(
+    profile: CountryProfile,
+    weights: Mapping[str, float],
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    concentration: float = DEFAULT_CONCENTRATION,
+    seed: int = DEFAULT_SEED,
+) -> Robustness:
+    """Share of Dirichlet-perturbed weight vectors under which the top model stays on top."""
+    return analyse(encode(profile), weights, samples=samples, concentration=concentration, seed=seed).robustness_of(0)
+
+
+def leave_one_out(profile: CountryProfile, weights: Mapping[str, float]) -> list[LeaveOneOut]:
+    """The top model when each weighted, assessed criterion is left out in turn."""
+    return analyse(encode(profile), weights, samples=1).leave_one_out_of(0)
+
+
+def counterfactual(profile: CountryProfile, weights: Mapping[str, float]) -> Counterfactual:
+    """The smallest one-input change (one level step at most) that puts the runner-up first."""
+    return analyse(encode(profile), weights, samples=1).counterfactual_of(0)

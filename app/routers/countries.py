@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 
 from app.dependencies import SessionDep, SettingsDep
 from app.routers.common import READ, problems
@@ -69,7 +70,7 @@ def match_country(
     report can be opened later."""
     _, country = reference.get_country(session, iso3=iso3)  # 404 with close matches for any unknown code
     request = MatchRequest(country=country.iso3, method=method, weight_profile=weight_profile)
-    return matching.match(session, request=request, settings=settings)
+    return JSONResponse(matching.match(session, request=request, settings=settings))
 
 
 @router.get(

@@ -6,7 +6,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -18,10 +20,10 @@ from app.services.classifier_runtime import ActiveClassifier, active_classifier
 from models import Assessment
 from models.base import utcnow
 from scoring.cluster_models import BY_ID
-from scoring.engine import ENGINE_VERSION, Evaluation, WeightsError, evaluate
+from scoring.engine import ENGINE_VERSION, Evaluation, WeightsError, encode
 from scoring.profile import CountryProfile, Level, Stage, as_scale, level_of, rd_intensity_to_scale
 from scoring.rationale import rationale
-from scoring.robustness import counterfactual, leave_one_out, robustness
+from scoring.robustness import Analysis, analyse
 
 # Profile inputs as the API names them -> the engine's field names.
 INPUTS: dict[str, str] = {
@@ -62,6 +64,19 @@ def _caller_value(profile_in: ProfileIn, name: str) -> tuple[Any, float | None, 
     return (given.value if isinstance(given, Level) else given), as_scale(given), None
 
 
+def _provenance(
+    value: Any,
+    source: str,
+    *,
+    level: str | None = None,
+    year: int | None = None,
+    indicator: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """Where one profile value came from (the ProfileValue shape of the API)."""
+    return {"value": value, "level": level, "source": source, "year": year, "indicator": indicator, "note": note}
+
+
 def resolve_profile(session: Session, request: MatchRequest) -> ResolvedProfile:
     """Merge the caller's values over the reference data and say where each came from."""
     country = None
@@ -84,46 +99,31 @@ def resolve_profile(session: Session, request: MatchRequest) -> ResolvedProfile:
     for name, field in INPUTS.items():
         given, scaled, note = _caller_value(request.profile, name)
         if given is not None:
-            if name == "innovation_stage":
-                values[field] = Stage(given)
-                used[name] = {"value": given, "source": "caller"}
-            else:
-                values[field] = scaled
-                used[name] = {
-                    "value": given,
-                    "level": level_of(scaled).value,
-                    "source": "caller",
-                    "note": note,
-                }
+            values[field] = Stage(given) if name == "innovation_stage" else scaled
+            level = None if scaled is None else level_of(scaled).value
+            used[name] = _provenance(given, "caller", level=level, note=note)
             continue
         derived = country.derived.get(field) if country is not None else None
         if derived is None or derived.value is None:
             values[field] = None
-            used[name] = {
-                "value": None,
-                "source": "missing",
-                "note": derived.note if derived else "not given",
-            }
+            used[name] = _provenance(None, "missing", note=derived.note if derived else "not given")
             continue
         values[field] = derived.value
-        direct = (
-            (len(derived.indicators) == 1
-            and name == "rd")
-            or (name == "innovation_stage" and not derived.indicators)
+        # A figure used as it stands (R&D intensity), or the seed's own statement of a stage, is
+        # "reference"; anything computed from several figures is "derived".
+        direct = (name == "rd") or (name == "innovation_stage" and not derived.indicators)
+        if isinstance(derived.value, Stage):
+            value, level = derived.value.value, None
+        else:
+            value, level = round(float(derived.value), 4), level_of(float(derived.value)).value
+        used[name] = _provenance(
+            value,
+            "reference" if direct else "derived",
+            level=level,
+            year=derived.year,
+            indicator=", ".join(derived.indicators) or ("seeds/000" if name == "innovation_stage" else None),
+            note=derived.note,
         )
-        entry: dict[str, Any] = {
-            "value": derived.value.value
-            if isinstance(derived.value, Stage)
-            else round(float(derived.value), 4),
-            "source": "reference" if direct else "derived",
-            "year": derived.year,
-            "indicator": ", ".join(derived.indicators)
-            or ("seeds/000" if name == "innovation_stage" else None),
-            "note": derived.note,
-        }
-        if not isinstance(derived.value, Stage):
-            entry["level"] = level_of(float(derived.value)).value
-        used[name] = entry
     return ResolvedProfile(CountryProfile(**values), used, country, data_version)
 
 
@@ -208,20 +208,19 @@ def compute(
     weights: weight_profiles.ResolvedWeights,
     classifier: ActiveClassifier | None,
     settings: Settings,
+    analysis: Analysis | None = None,
+    index: int = 0,
 ) -> dict[str, Any]:
-    """The full match response for one resolved request (no id yet, nothing stored)."""
+    """The full match response for one resolved request (no id yet, nothing stored).
+
+    `analysis` (row `index`) is the rules' work for this profile when a batch computed it for many.
+    """
     profile = resolved.profile
-    try:
-        evaluation = evaluate(profile, weights.weights)
-    except WeightsError as exc:
-        raise InvalidInput(exc.field, str(exc)) from exc
-    robust = robustness(
-        profile,
-        weights.weights,
-        samples=settings.robustness_samples,
-        concentration=settings.robustness_concentration,
-    )
-    cf = counterfactual(profile, weights.weights)
+    if analysis is None:
+        analysis = _analyse([profile], weights, settings)
+    evaluation = analysis.evaluation(index)
+    robust = analysis.robustness_of(index)
+    cf = analysis.counterfactual_of(index)
 
     method = request.method
     note = None
@@ -264,7 +263,7 @@ def compute(
             "seed": robust.seed,
             "leave_one_out": [
                 {"criterion": r.criterion, "top_model": r.top_model, "changes_top": r.changes_top}
-                for r in leave_one_out(profile, weights.weights)
+                for r in analysis.leave_one_out_of(index)
             ],
         },
         "counterfactual": {
@@ -294,6 +293,21 @@ def compute(
         else None,
         "data_version": resolved.data_version,
     }
+
+
+def _analyse(
+    profiles: list[CountryProfile], weights: weight_profiles.ResolvedWeights, settings: Settings
+) -> Analysis:
+    """The rules' full analysis of several profiles that share one set of weights."""
+    try:
+        return analyse(
+            np.stack([encode(p) for p in profiles]),
+            weights.weights,
+            samples=settings.robustness_samples,
+            concentration=settings.robustness_concentration,
+        )
+    except WeightsError as exc:
+        raise InvalidInput(exc.field, str(exc)) from exc
 
 
 def _prepare(session: Session, request: MatchRequest, settings: Settings) -> dict[str, Any]:
@@ -340,35 +354,74 @@ def match(session: Session, *, request: MatchRequest, settings: Settings) -> dic
     return response
 
 
+def _row_values(row: Assessment) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in Assessment.__table__.columns}
+
+
+def _item_error(index: int, exc: ValidationError | ServiceError) -> dict[str, Any]:
+    if isinstance(exc, ValidationError):
+        errors = [{"loc": ["items", str(index), *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()]
+        return BatchItemError(
+            index=index, status=422, title="Invalid request", detail=errors[0]["msg"], errors=errors
+        ).model_dump()
+    return BatchItemError(
+        index=index, status=exc.status, title=exc.title, detail=exc.detail, errors=exc.errors
+    ).model_dump()
+
+
 def match_batch(session: Session, *, items: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
-    """Score many requests; a bad item yields its own error and does not fail the others."""
+    """Score many requests; a bad item yields its own error and does not fail the others.
+
+    Items that share weights are analysed together in one array pass; all rows go in one insert.
+    """
     if len(items) > settings.batch_max_items:
         raise InvalidInput("items", f"at most {settings.batch_max_items} items per batch, got {len(items)}")
-    results: list[dict[str, Any]] = []
-    rows: list[Assessment] = []
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    prepared: dict[int, tuple[MatchRequest, ResolvedProfile, weight_profiles.ResolvedWeights]] = {}
+    groups: dict[tuple[str, int, tuple[float, ...]], list[int]] = {}
     for index, raw in enumerate(items):
         try:
             request = MatchRequest.model_validate(raw)
-            row, response = _stored(request, _prepare(session, request, settings))
-        except ValidationError as exc:
-            errors = [
-                {"loc": ["items", str(index), *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()
-            ]
-            results.append(
-                BatchItemError(
-                    index=index, status=422, title="Invalid request", detail=errors[0]["msg"], errors=errors
-                ).model_dump()
+            resolved = resolve_profile(session, request)
+            weights = weight_profiles.resolve(
+                session, name=request.weight_profile, version=request.weight_profile_version, overrides=request.weights
             )
+        except (ValidationError, ServiceError) as exc:
+            results[index] = _item_error(index, exc)
             continue
-        except ServiceError as exc:
-            results.append(
-                BatchItemError(
-                    index=index, status=exc.status, title=exc.title, detail=exc.detail, errors=exc.errors
-                ).model_dump()
-            )
-            continue
-        rows.append(row)
-        results.append(response)
-    session.add_all(rows)
-    session.flush()
-    return results
+        prepared[index] = (request, resolved, weights)
+        key = (weights.name, weights.version, tuple(weights.weights.values()))
+        groups.setdefault(key, []).append(index)
+
+    classifier = active_classifier(session, settings=settings)
+    rows = []
+    for members in groups.values():
+        weights = prepared[members[0]][2]
+        try:
+            analysis = _analyse([prepared[i][1].profile for i in members], weights, settings)
+        except ServiceError:
+            analysis = None  # some profile of this group lacks every weighted input: score one by one
+        for k, index in enumerate(members):
+            request, resolved, _ = prepared[index]
+            try:
+                body = compute(
+                    request=request,
+                    resolved=resolved,
+                    weights=weights,
+                    classifier=classifier if request.method is not Method.RULES else None,
+                    settings=settings,
+                    analysis=analysis,
+                    index=k,
+                )
+            except ServiceError as exc:
+                results[index] = _item_error(index, exc)
+                continue
+            row, response = _stored(request, body)
+            rows.append(row)
+            results[index] = response
+    if rows:
+        # One executemany instead of the unit of work's per-object bookkeeping.
+        session.execute(insert(Assessment), [_row_values(row) for row in rows])
+    for row in rows:
+        MATCHES.labels(row.recommended_model, row.method).inc()
+    return [r for r in results if r is not None]

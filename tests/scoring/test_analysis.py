@@ -1,0 +1,48 @@
+"""The batch analysis gives every profile exactly what it would get on its own."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scoring.criteria import CRITERIA, DEFAULT_WEIGHTS
+from scoring.engine import encode, evaluate
+from scoring.robustness import analyse
+from tests.factories import profile
+
+
+def random_rows(n: int, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    rows = np.column_stack([rng.integers(0, 3, n).astype(float), rng.random((n, len(CRITERIA) - 1))])
+    rows[rng.random(rows.shape) < 0.15] = np.nan  # some unknown inputs
+    rows[:, 1:4] = np.where(np.isnan(rows[:, 1:4]), 0.5, rows[:, 1:4])  # keep the core inputs known
+    rows[:, 0] = np.where(np.isnan(rows[:, 0]), 1.0, rows[:, 0])
+    return rows
+
+
+def test_many_at_once_equals_one_at_a_time():
+    rows = random_rows(60)
+    together = analyse(rows, DEFAULT_WEIGHTS, samples=300)
+    for i in range(len(rows)):
+        alone = analyse(rows[i], DEFAULT_WEIGHTS, samples=300)
+        assert together.evaluation(i) == alone.evaluation(0)
+        assert together.robustness_of(i) == alone.robustness_of(0)
+        assert together.leave_one_out_of(i) == alone.leave_one_out_of(0)
+        assert together.counterfactual_of(i) == alone.counterfactual_of(0)
+
+
+def test_counterfactual_change_really_puts_the_runner_up_first():
+    for i, row in enumerate(random_rows(40, seed=11)):
+        result = analyse(row, DEFAULT_WEIGHTS, samples=10)
+        cf = result.counterfactual_of(0)
+        if cf.change is None or cf.change.input == "innovation_stage":
+            continue
+        moved = row.copy()
+        moved[CRITERIA.index(cf.change.input)] = result.cf_value[0]
+        after = analyse(moved, DEFAULT_WEIGHTS, samples=10).evaluation(0)
+        assert after.recommended == cf.target_model, i
+        assert cf.change.size <= 1 / 3 + 1e-9
+
+
+def test_analysis_agrees_with_evaluate():
+    p = profile("chaser", rd="high", will=0.6, healthcare_capacity="low")
+    assert analyse(encode(p), DEFAULT_WEIGHTS).evaluation(0) == evaluate(p, DEFAULT_WEIGHTS)
