@@ -77,7 +77,9 @@ def preflight() -> None:
         session.execute(text("SELECT 1"))
         has_keys = any(k.revoked_at is None for k in api_keys.get_all(session))
     if settings.require_api_keys and not has_keys:
-        raise SystemExit("error: REQUIRE_API_KEYS=true but no API key exists; create one with `python -m app.cli keys create`")
+        raise SystemExit(
+            "error: REQUIRE_API_KEYS=true but no API key exists; create one with `python -m app.cli keys create`"
+        )
 
 
 def keys_command(action: str, name: str | None, scopes: list[str], prefix: str | None) -> None:
@@ -86,7 +88,9 @@ def keys_command(action: str, name: str | None, scopes: list[str], prefix: str |
     with get_sessionmaker()() as session, session.begin():
         if action == "create":
             key, row = api_keys.create(session, name=name or "unnamed", scopes=scopes)
-            print(f"created key {row.prefix} ({row.name}, scopes {', '.join(row.scopes)}). Shown once:\n{key}")
+            print(
+                f"created key {row.prefix} ({row.name}, scopes {', '.join(row.scopes)}). Shown once:\n{key}"
+            )
         elif action == "revoke":
             row = api_keys.revoke(session, prefix=prefix or "")
             print(f"revoked key {row.prefix} ({row.name})")
@@ -109,8 +113,12 @@ def classifier_command(action: str, out: Path | None, activate: bool | None) -> 
 
         row = registry.get_active(session)
         if row is None:
-            raise SystemExit("error: no classifier version is active; run `python -m app.cli classifier train`")
-        model = clf.load_artefact(settings.model_dir / row.artefact_path, row.artefact_sha256, row.library_versions["sklearn"])
+            raise SystemExit(
+                "error: no classifier version is active; run `python -m app.cli classifier train`"
+            )
+        model = clf.load_artefact(
+            settings.model_dir / row.artefact_path, row.artefact_sha256, row.library_versions["sklearn"]
+        )
         text = f"Version: `{row.version}`\n\n" + clf.model_card_markdown(model)
         if out is None:
             print(text)

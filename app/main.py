@@ -59,7 +59,9 @@ SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         if not app.state.keyring.any_keys():
-            log.warning("no API keys configured: every endpoint is open (create one with `python -m app.cli keys create`)")
+            log.warning(
+                "no API keys configured: every endpoint is open (create one with `python -m app.cli keys create`)"
+            )
     except OperationalError:
         log.error("database unreachable at start-up; requests answer 503 until it is back")
     yield
@@ -83,7 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     app.state.keyring = KeyRing(app.state.sessionmaker)
-    app.state.rate_limiter = TokenBucket(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None
+    app.state.rate_limiter = (
+        TokenBucket(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None
+    )
 
     install_handlers(app)
     app.include_router(meta.router)

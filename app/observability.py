@@ -20,15 +20,20 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 MATCHES = Counter("clustermatch_matches_total", "Matches served, by recommended model", ["model", "method"])
-CLASSIFIER_VERSION = Gauge("clustermatch_classifier_active", "Active classifier version (value 1)", ["version"])
+CLASSIFIER_VERSION = Gauge(
+    "clustermatch_classifier_active", "Active classifier version (value 1)", ["version"]
+)
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"cross-origin-resource-policy", b"same-origin"),
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-     b"script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        b"script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    ),
 ]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 access_log = logging.getLogger("clustermatch.access")

@@ -66,11 +66,15 @@ def _principal(request: Request, presented: str | None, scope: str) -> Principal
     return principal
 
 
-def require_read(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> Principal | None:
+def require_read(
+    request: Request, key: Annotated[str | None, Security(api_key_header)] = None
+) -> Principal | None:
     return _principal(request, key, "read")
 
 
-def require_admin(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> Principal | None:
+def require_admin(
+    request: Request, key: Annotated[str | None, Security(api_key_header)] = None
+) -> Principal | None:
     return _principal(request, key, "admin")
 
 

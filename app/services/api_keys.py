@@ -80,7 +80,9 @@ class KeyRing:
                 return
             with self._sessions() as session:
                 rows = session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))).all()
-            self._keys = {r.prefix: (r.key_hash, Principal(r.prefix, r.name, frozenset(r.scopes))) for r in rows}
+            self._keys = {
+                r.prefix: (r.key_hash, Principal(r.prefix, r.name, frozenset(r.scopes))) for r in rows
+            }
             self._loaded_at = now
 
     def any_keys(self) -> bool:

@@ -47,7 +47,9 @@ def load(row: ModelVersion, *, settings: Settings) -> ActiveClassifier:
     if cached is not None:
         return cached
     try:
-        model = clf.load_artefact(Path(settings.model_dir) / row.artefact_path, row.artefact_sha256, sklearn.__version__)
+        model = clf.load_artefact(
+            Path(settings.model_dir) / row.artefact_path, row.artefact_sha256, sklearn.__version__
+        )
     except clf.ArtefactError as exc:
         raise ArtefactRefused(f"classifier version {row.version} refused: {exc}") from exc
     loaded = ActiveClassifier(row.version, model.predictor())

@@ -28,7 +28,11 @@ def normalise_code(iso3: str) -> str:
 
 
 def _derived_out(name: str, d: DerivedValue) -> dict[str, Any]:
-    value = d.value.value if isinstance(d.value, Stage) else (None if d.value is None else round(float(d.value), 4))
+    value = (
+        d.value.value
+        if isinstance(d.value, Stage)
+        else (None if d.value is None else round(float(d.value), 4))
+    )
     direct = (name == "rd" and d.value is not None) or (name == "innovation_stage" and not d.indicators)
     return {
         "value": value,
@@ -59,7 +63,9 @@ def _table(session: Session) -> reference.ReferenceTable:
     return table
 
 
-def _matches(c: reference.ReferenceCountry, region: str | None, income_group: str | None, stage: Stage | None) -> bool:
+def _matches(
+    c: reference.ReferenceCountry, region: str | None, income_group: str | None, stage: Stage | None
+) -> bool:
     return (
         (region is None or c.region.lower() == region.lower())
         and (income_group is None or (c.income_group or "").lower() == income_group.lower())
@@ -68,7 +74,13 @@ def _matches(c: reference.ReferenceCountry, region: str | None, income_group: st
 
 
 def get_all(
-    session: Session, *, region: str | None, income_group: str | None, stage: Stage | None, limit: int, offset: int
+    session: Session,
+    *,
+    region: str | None,
+    income_group: str | None,
+    stage: Stage | None,
+    limit: int,
+    offset: int,
 ) -> dict[str, Any]:
     """A page of countries with their derived profiles, filtered."""
     table = _table(session)
@@ -113,7 +125,12 @@ def rank_for_model(
     table = _table(session)
     weights = weight_profiles.resolve(session, name=weight_profile, version=None, overrides=None)
     ranked = discovery.rank_countries(
-        session, model_id=model_id, weights=weights.weights, region=region, income_group=income_group, stage=stage
+        session,
+        model_id=model_id,
+        weights=weights.weights,
+        region=region,
+        income_group=income_group,
+        stage=stage,
     )
     return {
         "model": model_id,

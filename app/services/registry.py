@@ -82,7 +82,9 @@ def activate(session: Session, *, version: str) -> ModelVersion:
     try:
         with session.begin_nested():
             session.execute(update(ModelVersion).where(ModelVersion.is_active).values(is_active=False))
-            session.execute(update(ModelVersion).where(ModelVersion.version == version).values(is_active=True))
+            session.execute(
+                update(ModelVersion).where(ModelVersion.version == version).values(is_active=True)
+            )
     except IntegrityError as exc:
         raise Conflict("another activation happened at the same time; retry") from exc
     session.refresh(row)
@@ -166,12 +168,16 @@ def _headline(metrics: dict[str, Any]) -> str:
         return "metrics recorded"
 
 
-def record_outcome(session: Session, *, assessment_id: str, chosen_model: str, decided_by: str, reason: str) -> AssessmentOutcome:
+def record_outcome(
+    session: Session, *, assessment_id: str, chosen_model: str, decided_by: str, reason: str
+) -> AssessmentOutcome:
     """Record the model finally chosen after an assessment; it joins the next training."""
     assessments.get(session, assessment_id=assessment_id)
     if chosen_model not in MODEL_IDS:
         raise InvalidInput("chosen_model", f"expected one of {list(MODEL_IDS)}")
-    row = AssessmentOutcome(assessment_id=assessment_id, chosen_model=chosen_model, decided_by=decided_by, reason=reason)
+    row = AssessmentOutcome(
+        assessment_id=assessment_id, chosen_model=chosen_model, decided_by=decided_by, reason=reason
+    )
     session.add(row)
     session.flush()
     return row

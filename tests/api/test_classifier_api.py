@@ -31,7 +31,9 @@ def test_hybrid_match_carries_rule_score_and_probability(client, trained):
     assert body["method"] == "hybrid" and body["model_version"] == trained["version"]
     assert sum(r["classifier_probability"] for r in body["ranking"]) == pytest.approx(1.0, abs=1e-5)
     for r in body["ranking"]:
-        assert r["score"] == pytest.approx(0.5 * r["rule_score"] + 0.5 * r["classifier_probability"], abs=1e-5)
+        assert r["score"] == pytest.approx(
+            0.5 * r["rule_score"] + 0.5 * r["classifier_probability"], abs=1e-5
+        )
     assert isinstance(body["classifier"]["agrees_with_rules"], bool)
     assert body["classifier"]["feature_contributions"]
 
@@ -92,7 +94,11 @@ def test_outcomes_become_labelled_cases_for_the_next_training(client):
     created = client.post("/v1/match", json=match_body(healthcare_capacity="high")).json()
     response = client.post(
         f"/v1/assessments/{created['assessment_id']}/outcome",
-        json={"chosen_model": "hospital", "decided_by": "KHIDI consultant", "reason": "ministry chose hospital-led"},
+        json={
+            "chosen_model": "hospital",
+            "decided_by": "KHIDI consultant",
+            "reason": "ministry chose hospital-led",
+        },
     )
     assert response.status_code == 201
     with client.app.state.sessionmaker() as s:

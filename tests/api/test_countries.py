@@ -65,7 +65,8 @@ def test_name_like_query_suggests_by_name(client):
 
 def test_caller_values_override_reference_and_provenance_says_so(client):
     body = client.post(
-        "/v1/match", json={"country": "KAZ", "profile": {"government_investment_will": "high"}, "method": "rules"}
+        "/v1/match",
+        json={"country": "KAZ", "profile": {"government_investment_will": "high"}, "method": "rules"},
     ).json()
     used = body["profile_used"]
     assert used["government_investment_will"]["source"] == "caller"
@@ -102,7 +103,9 @@ def test_target_discovery_ranks_countries_for_one_model(client):
     body = client.get("/v1/cluster-models/production/countries", params={"limit": 10}).json()
     scores = [c["score"] for c in body["items"]]
     assert scores == sorted(scores, reverse=True) and len(scores) == 10
-    only_developing = client.get("/v1/cluster-models/production/countries", params={"stage": "developing"}).json()
+    only_developing = client.get(
+        "/v1/cluster-models/production/countries", params={"stage": "developing"}
+    ).json()
     assert {c["stage"] for c in only_developing["items"]} == {"developing"}
 
 

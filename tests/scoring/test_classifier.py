@@ -6,6 +6,7 @@ import ast
 import hashlib
 import io
 import json
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -131,6 +132,14 @@ def test_profile_features_equal_case_features_for_the_same_inputs(cases):
     np.testing.assert_array_equal(engine_rows_to_features(encode(p))[0], x[0])
 
 
+def test_recorded_outcomes_join_training_but_not_the_stated_subset(cases):
+    outcome = cases.iloc[[0]].assign(case_id="outcome_1", label_basis="outcome", kind="outcome")
+    model = train_classifier(pd.concat([cases, outcome]), seed=SEED, n_repeats=FAST_REPEATS)
+    assert model.metrics["data"]["per_label_basis"]["outcome"] == 1
+    assert model.metrics["stated"]["classifier"]["n_cases"] == int((cases["label_basis"] == "stated").sum())
+    assert "1 recorded outcomes" in model_card_markdown(model)
+
+
 def test_training_data_hash_ignores_row_order_but_not_labels(cases):
     shuffled = cases.sample(frac=1.0, random_state=1)
     assert training_data_hash(shuffled) == training_data_hash(cases)
@@ -172,6 +181,17 @@ def test_cv_metrics_are_reproducible_with_a_fixed_seed(model, cases):
     assert again.metrics == model.metrics
     x, _ = cases_to_features(cases)
     np.testing.assert_array_equal(again.predictor().predict_proba(x), model.predictor().predict_proba(x))
+
+
+def test_training_with_every_estimator_kind_raises_no_warning(cases):
+    specs = [
+        *clf.candidate_specs(SEED)[:2],
+        EstimatorSpec("gradient_boosting", {"n_estimators": 5, "max_depth": 2, "random_state": SEED}),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # feature-name mismatches, convergence, ill-defined metrics
+        trained = train_classifier(cases, seed=SEED, n_repeats=2, specs=specs)
+    assert [c["estimator"] for c in trained.metrics["candidates"]] == [s.estimator for s in specs]
 
 
 def test_rule_engine_probabilities_are_floored_and_normalised(cases):
