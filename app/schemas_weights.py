@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from app.schemas import (
     ISO3,
     CounterfactualOut,
     CountrySummary,
+    CriterionName,
     MatchRequest,
     Method,
     ModelId,
@@ -21,11 +22,36 @@ from app.schemas import (
     Weight,
     WeightProfileRef,
 )
+from scoring import ahp
+from scoring.criteria import CRITERIA, CRITERION_INFO
 
 CreatedBy = Annotated[str | None, Field(None, max_length=128, examples=["kim.consultant@khidi.or.kr"])]
 Description = Annotated[str, Field("", max_length=2000)]
 
 # --- weight profiles ---------------------------------------------------------------------------
+
+assert get_args(CriterionName) == CRITERIA, (
+    "app.schemas.CriterionName must list scoring.criteria.CRITERIA in order"
+)
+
+
+def _about(criterion: str) -> str:
+    info = CRITERION_INFO[criterion]
+    return f"{info.label_en} ({info.label_ko}), >= 0"
+
+
+class CriterionWeights(BaseModel):
+    """One weight per criterion, all seven required (0 leaves a criterion out); they need not sum to 1."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: Weight = Field(description=_about("stage"))
+    public_investment_will: Weight = Field(description=_about("public_investment_will"))
+    rd: Weight = Field(description=_about("rd"))
+    healthcare_capacity: Weight = Field(description=_about("healthcare_capacity"))
+    research_capacity: Weight = Field(description=_about("research_capacity"))
+    manufacturing_base: Weight = Field(description=_about("manufacturing_base"))
+    private_sector_strength: Weight = Field(description=_about("private_sector_strength"))
 
 
 class CriterionWeight(BaseModel):
@@ -56,11 +82,12 @@ class WeightProfileCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ProfileName
-    weights: dict[str, Weight] = Field(
-        description="All seven criteria, each >= 0 (give 0 to leave one out); they need not sum to 1"
-    )
+    weights: CriterionWeights
     description: Description
     created_by: CreatedBy
+
+
+FRACTION = r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*(\d+(?:\.\d+)?)\s*)?$"  # "3", "1/3", "0.5"
 
 
 def _judgement(value: Any) -> Any:
@@ -68,7 +95,7 @@ def _judgement(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected a number or a fraction such as '1/3', not a boolean")
     if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(\d+(?:\.\d+)?)\s*)?", value)
+        match = re.fullmatch(FRACTION, value)
         if match is None:
             raise ValueError(f"expected a number or a fraction such as '1/3', got {value!r}")
         numerator, denominator = float(match[1]), float(match[2] or 1)
@@ -78,7 +105,21 @@ def _judgement(value: Any) -> Any:
     return value
 
 
-Judgement = Annotated[float, BeforeValidator(_judgement), Field(allow_inf_nan=False)]
+Judgement = Annotated[
+    float,
+    BeforeValidator(_judgement),
+    Field(allow_inf_nan=False),
+    # The scale's bounds are checked, with the rounding tolerance, by scoring.ahp.validate.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": round(ahp.SCALE_LOWEST, 4), "maximum": ahp.SCALE_MAX},
+                {"type": "string", "pattern": FRACTION, "examples": ["1/3"]},
+            ],
+            "description": "Saaty's 1-9 scale or its reciprocal, as a number or a fraction such as '1/3'",
+        }
+    ),
+]
 Matrix = Annotated[list[Annotated[list[Judgement], Field(max_length=10)]], Field(min_length=2, max_length=7)]
 
 
@@ -88,9 +129,10 @@ class AhpCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: ProfileName
-    criteria: list[str] = Field(
+    criteria: list[CriterionName] = Field(
         min_length=2,
         max_length=7,
+        json_schema_extra={"uniqueItems": True},
         description="The criteria the rows and columns refer to, in order; criteria not listed get weight 0",
     )
     matrices: list[Matrix] = Field(
@@ -119,7 +161,9 @@ class Scenario(BaseModel):
         default_factory=lambda: ProfileIn.model_validate({}),
         description="Profile values that replace the base's; others stay",
     )
-    weights: dict[str, Weight] | None = Field(None, description="Weight overrides merged over the base's")
+    weights: dict[CriterionName, Weight] | None = Field(
+        None, description="Weight overrides merged over the base's"
+    )
     weight_profile: ProfileName | None = Field(None, description="Another weight profile (latest version)")
     weight_profile_version: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
 
@@ -135,7 +179,7 @@ class CompareRequest(BaseModel):
     scenarios: list[Scenario] | None = Field(None, description="Scenario mode: the what-ifs, in order")
     countries: list[ISO3] | None = Field(None, description="Country mode: ISO3 codes; the first is the base")
     profile: ProfileIn | None = Field(None, description="Country mode: values applied to every country")
-    weights: dict[str, Weight] | None = Field(None, description="Country mode: weight overrides")
+    weights: dict[CriterionName, Weight] | None = Field(None, description="Country mode: weight overrides")
     weight_profile: ProfileName | None = Field(None, description="Country mode: weight profile")
     weight_profile_version: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     method: Method | None = Field(None, description="Country mode: method (default hybrid)")

@@ -38,6 +38,7 @@ SCALE_MIN, SCALE_MAX = 1 / 9, 9.0
 # Judgements are typed by hand, often as 0.33 for 1/3 or 0.13 for 1/8; a relative error of
 # up to 5 % in a[i][j] * a[j][i] = 1 is read as rounding, anything beyond as a contradiction.
 RECIPROCAL_TOLERANCE = 0.05
+SCALE_LOWEST = SCALE_MIN * (1 - RECIPROCAL_TOLERANCE)  # the smallest entry read as 1/9
 
 
 class AhpError(ValueError):

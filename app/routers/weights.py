@@ -108,7 +108,7 @@ def post_weight_profile(
     row = weight_profiles.create_manual(
         session,
         name=request.name,
-        weights=request.weights,
+        weights=request.weights.model_dump(),
         description=request.description,
         created_by=request.created_by,
     )
@@ -148,7 +148,7 @@ def post_ahp_profile(
     row = weight_profiles.create_from_ahp(
         session,
         name=request.name,
-        criteria=request.criteria,
+        criteria=list(request.criteria),
         matrices=request.matrices,
         experts=request.experts,
         description=request.description,

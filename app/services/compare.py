@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.errors import InvalidInput, ServiceError
-from app.schemas import MatchRequest, Method, ProfileIn
+from app.schemas import CriterionName, MatchRequest, Method, ProfileIn
 from app.schemas_weights import CompareRequest, Scenario
 from app.services import matching, weight_profiles
 from app.services.classifier_runtime import active_classifier
@@ -28,12 +28,12 @@ def _merged_profile(base: ProfileIn, change: ProfileIn) -> ProfileIn:
 
 
 def _scenario_request(base: MatchRequest, scenario: Scenario) -> MatchRequest:
-    weights = {**(base.weights or {}), **(scenario.weights or {})} or None
+    weights: dict[CriterionName, float] = {**(base.weights or {}), **(scenario.weights or {})}
     other_profile = scenario.weight_profile is not None
     return base.model_copy(
         update={
             "profile": _merged_profile(base.profile, scenario.profile),
-            "weights": weights,
+            "weights": weights or None,
             "weight_profile": scenario.weight_profile if other_profile else base.weight_profile,
             # A scenario naming another profile means its latest version unless it pins one.
             "weight_profile_version": scenario.weight_profile_version
@@ -186,7 +186,7 @@ def compare(session: Session, *, request: CompareRequest, settings: Settings) ->
                 session,
                 name=match_request.weight_profile,
                 version=match_request.weight_profile_version,
-                overrides=match_request.weights,
+                overrides={str(c): w for c, w in (match_request.weights or {}).items()},
             )
             body = matching.compute(
                 request=match_request,

@@ -181,8 +181,8 @@ BAD = [
         "unknown weight in a scenario",
         scenarios({"name": "x", "weights": {"luck": 1}}),
         422,
-        ["scenarios", "0", "weights", "luck"],
-        "unknown criterion 'luck'",
+        ["body", "scenarios", "0", "weights", "luck", "[key]"],
+        "invalid fields: body.scenarios.0.weights.luck.[key]",
     ),
     (
         "all weights zero",

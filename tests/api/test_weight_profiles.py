@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from app.db import make_engine
-from app.errors import Conflict
+from app.errors import Conflict, InvalidInput
 from app.main import create_app
 from app.routers.weights import AHP_EXAMPLES, CREATE_EXAMPLES
 from app.services import api_keys, weight_profiles
@@ -227,8 +227,8 @@ BAD_CREATE = [
         "unknown criterion",
         {"weights": full_weights(luck=0.3)},
         422,
-        ["weights", "luck"],
-        "unknown criterion 'luck'",
+        ["body", "weights", "luck"],
+        "invalid fields: body.weights.luck",
     ),
     ("negative weight", {"weights": full_weights(rd=-1)}, 422, ["body", "weights", "rd"], "invalid fields"),
     ("all zero", {"weights": dict.fromkeys(CRITERIA, 0)}, 422, ["weights"], "at least one weight"),
@@ -236,8 +236,8 @@ BAD_CREATE = [
         "partial weights",
         {"weights": {"rd": 1.0, "stage": 1.0}},
         422,
-        ["weights", "public_investment_will"],
-        "give all 7 criteria",
+        ["body", "weights", "public_investment_will"],
+        "invalid fields: body.weights.public_investment_will, body.weights.healthcare_capacity",
     ),
     ("bad name", {"name": "Has Spaces", "weights": full_weights()}, 422, ["body", "name"], "invalid fields"),
     ("extra field", {"weights": full_weights(), "version": 3}, 422, ["body", "version"], "invalid fields"),
@@ -288,8 +288,8 @@ BAD_AHP = [
     (
         "unknown criterion",
         {"criteria": ["stage", "luck", "rd"], "matrices": [[[1, 1, 1]] * 3]},
-        ["criteria", "1"],
-        "unknown criterion 'luck'",
+        ["body", "criteria", "1"],
+        "invalid fields: body.criteria.1",
     ),
     (
         "criterion twice",
@@ -333,6 +333,19 @@ def test_bad_ahp_input_is_refused_and_writes_nothing(client, case, body, loc, fr
     )
     assert loc in [e["loc"] for e in problem["errors"]]
     assert profile_rows(client) == before
+
+
+def test_a_partial_mapping_is_refused_by_the_service_too(session):
+    with pytest.raises(InvalidInput, match="give all 7 criteria"):
+        weight_profiles.create_manual(session, name=unique_name(), weights={"rd": 1.0})
+
+
+def test_schema_lists_the_seven_criteria_and_the_fraction_form(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["CriterionWeights"]["required"] == list(CRITERIA)
+    judgement = schemas["AhpCreate"]["properties"]["matrices"]["items"]["items"]["items"]["anyOf"]
+    assert {"type": "string", "pattern": judgement[1]["pattern"], "examples": ["1/3"]} == judgement[1]
+    assert judgement[0]["maximum"] == 9
 
 
 # --- concurrent versioning --------------------------------------------------------------------
