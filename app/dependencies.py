@@ -16,7 +16,8 @@ def get_session(request: Request) -> Iterator[Session]:
     session: Session = request.app.state.sessionmaker()
     try:
         yield session
-        session.commit()
+        with request.app.state.write_lock:
+            session.commit()
     except BaseException:
         session.rollback()
         raise

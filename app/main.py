@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+    # SQLite has one writer at a time and a busy handler that sleeps with growing back-off; threads
+    # of this process queue on a lock instead. PostgreSQL takes concurrent commits as they come.
+    app.state.write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
     app.state.keyring = KeyRing(app.state.sessionmaker)
     app.state.rate_limiter = (
         TokenBucket(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None
