@@ -106,7 +106,12 @@ def ranking(
     """`rank_countries` with a named weight profile, plus what a reader needs to reproduce it."""
     weights = weight_profiles.resolve(session, name=weight_profile, version=None, overrides=None)
     items = rank_countries(
-        session, model_id=model_id, weights=weights.weights, region=region, income_group=income_group, stage=stage
+        session,
+        model_id=model_id,
+        weights=weights.weights,
+        region=region,
+        income_group=income_group,
+        stage=stage,
     )
     return {
         "model": model_id,
