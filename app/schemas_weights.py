@@ -168,10 +168,35 @@ class Scenario(BaseModel):
     weight_profile_version: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
 
 
+COUNTRY_MODE_FIELDS = (
+    "countries",
+    "profile",
+    "weights",
+    "weight_profile",
+    "weight_profile_version",
+    "method",
+)
+# The two shapes exclude each other; saying so in the schema lets clients and fuzzers see it.
+_ONE_SHAPE = {
+    "oneOf": [
+        {
+            "required": ["base", "scenarios"],
+            "properties": {"base": {"type": "object"}, "scenarios": {"type": "array", "minItems": 1}},
+            "not": {"anyOf": [{"required": [f]} for f in COUNTRY_MODE_FIELDS]},
+        },
+        {
+            "required": ["countries"],
+            "properties": {"countries": {"type": "array", "minItems": 1}},
+            "not": {"anyOf": [{"required": ["base"]}, {"required": ["scenarios"]}]},
+        },
+    ]
+}
+
+
 class CompareRequest(BaseModel):
     """Either `base` with `scenarios`, or `countries` with optional common overrides."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SHAPE)
 
     base: MatchRequest | None = Field(
         None, description="Scenario mode: a match request every scenario starts from"

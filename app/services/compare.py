@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import InvalidInput, ServiceError
 from app.schemas import CriterionName, MatchRequest, Method, ProfileIn
-from app.schemas_weights import CompareRequest, Scenario
+from app.schemas_weights import COUNTRY_MODE_FIELDS, CompareRequest, Scenario
 from app.services import matching, weight_profiles
 from app.services.classifier_runtime import active_classifier
 from scoring.cluster_models import BY_ID, MODEL_IDS
@@ -63,11 +63,7 @@ Item = tuple[str, str, MatchRequest, dict[str, Any]]  # label, location in the b
 def _items(request: CompareRequest) -> tuple[str, list[Item]]:
     """The mode and the items to score, the base first."""
     scenario_mode = request.base is not None or request.scenarios is not None
-    country_fields = {
-        f
-        for f in ("profile", "weights", "weight_profile", "weight_profile_version", "method")
-        if getattr(request, f) is not None
-    }
+    country_fields = {f for f in COUNTRY_MODE_FIELDS[1:] if getattr(request, f) is not None}
     if scenario_mode and (request.countries is not None or country_fields):
         named = sorted({"countries", *country_fields} & request.model_fields_set) or ["countries"]
         raise InvalidInput(
