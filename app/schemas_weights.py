@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic.config import JsonDict
 
 from app.schemas import (
     ISO3,
@@ -177,7 +178,7 @@ COUNTRY_MODE_FIELDS = (
     "method",
 )
 # The two shapes exclude each other; saying so in the schema lets clients and fuzzers see it.
-_ONE_SHAPE = {
+_ONE_SHAPE: JsonDict = {
     "oneOf": [
         {
             "required": ["base", "scenarios"],
