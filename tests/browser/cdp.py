@@ -127,10 +127,14 @@ class Chromium:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        self.port = self._wait_port()
+        try:
+            self.port = self._wait_port()
+        except BaseException:
+            self._stop()  # a browser that never opened its port must not outlive the test
+            raise
         self._stack = contextlib.ExitStack()  # the page websockets, closed with the browser
 
-    def _wait_port(self, timeout: float = 20.0) -> int:
+    def _wait_port(self, timeout: float = 60.0) -> int:
         # Chromium writes the port it chose to this file once DevTools listens.
         marker = self.user_data_dir / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
@@ -153,6 +157,9 @@ class Chromium:
 
     def close(self) -> None:
         self._stack.close()
+        self._stop()
+
+    def _stop(self) -> None:
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
