@@ -51,11 +51,14 @@ class ProfileIn(BaseModel):
         None, description="leader (혁신선도국), chaser (혁신추격국), developing (개발도상국)"
     )
     rd_level: Level | None = Field(None, description="Bio-medical R&D level; or give rd_intensity_pct")
-    rd_intensity_pct: Annotated[
-        float | None,
-        BeforeValidator(_reject_bool),
-        Field(ge=0.0, le=100.0, allow_inf_nan=False, description="Gross R&D expenditure, % of GDP"),
-    ] = None
+    rd_intensity_pct: (
+        Annotated[
+            float,
+            BeforeValidator(_reject_bool),
+            Field(ge=0.0, le=100.0, allow_inf_nan=False, description="Gross R&D expenditure, % of GDP"),
+        ]
+        | None
+    ) = None
     government_investment_will: LevelOrUnit | None = Field(
         None,
         description="Willingness of the government (with donors, for developing countries) to fund and lead a cluster",
