@@ -24,7 +24,7 @@ COPY --chown=clustermatch:clustermatch data ./data
 COPY --chown=clustermatch:clustermatch docker-entrypoint.sh ./
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 HOST=0.0.0.0 PORT=8000 \
     MODEL_DIR=/srv/var/models DATABASE_URL=sqlite:////srv/var/clustermatch.db
-RUN mkdir -p /srv/var && chown clustermatch:clustermatch /srv/var
+RUN mkdir -p /srv/var/models && chown -R clustermatch:clustermatch /srv/var
 USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \

@@ -98,13 +98,18 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (asks the router itself, so nesting is handled)."""
-    allowed = []
+    """Every method served at this path (asks the router itself, so nesting is handled).
+
+    A literal path beats a template: `/v1/weight-profiles/ahp` is not `/v1/weight-profiles/{name}`.
+    """
+    found: dict[str, bool] = {}  # method -> served by a route without path parameters
     for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
-        scope = {**request.scope, "method": method}
-        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
-            allowed.append(method)
-    return allowed
+        for route in request.app.router.routes:
+            match, child = route.matches({**request.scope, "method": method})
+            if match is Match.FULL:
+                found[method] = found.get(method, False) or not child.get("path_params")
+    literal = [m for m, exact in found.items() if exact]
+    return literal or list(found)
 
 
 def install_handlers(app: FastAPI) -> None:

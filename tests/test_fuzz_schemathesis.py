@@ -133,6 +133,7 @@ def schemathesis(base: str, key: str, *extra: str, timeout: float = 240) -> subp
         capture_output=True,
         text=True,
         timeout=timeout,
+        cwd=PROJECT_ROOT,  # where schemathesis.toml is
         env={**os.environ, "NO_COLOR": "1"},
     )
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.schemas import ClusterModelOut, Health
+from app.routers.common import READ
 from app.security import READ_SCOPE
 from scoring.cluster_models import CLUSTER_MODELS
 
@@ -24,6 +25,7 @@ def healthz() -> Any:
     response_model=list[ClusterModelOut],
     tags=["cluster models"],
     dependencies=READ_SCOPE,
+    responses=READ,
     summary="The four export models / 4가지 해외진출 모델",
 )
 def list_cluster_models() -> Any:
