@@ -30,9 +30,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check app models scoring migrations tests bench
-	$(BIN)/ruff format --check app models scoring migrations tests bench
-	$(BIN)/mypy app models scoring
+	$(BIN)/ruff check app models scoring migrations tests bench clustermatch_client
+	$(BIN)/ruff format --check app models scoring migrations tests bench clustermatch_client
+	$(BIN)/mypy app models scoring clustermatch_client
 	$(BIN)/hadolint Dockerfile
 
 bench: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,7 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -97,19 +97,23 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    """Every method served at this path (asks the router itself, so nesting is handled).
+_HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete")
 
-    A literal path beats a template: `/v1/weight-profiles/ahp` is not `/v1/weight-profiles/{name}`.
-    """
-    found: dict[str, bool] = {}  # method -> served by a route without path parameters
-    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
-        for route in request.app.router.routes:
-            match, child = route.matches({**request.scope, "method": method})
-            if match is Match.FULL:
-                found[method] = found.get(method, False) or not child.get("path_params")
-    literal = [m for m, exact in found.items() if exact]
-    return literal or list(found)
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the API documents for this path; a literal path beats a template
+    (`/v1/weight-profiles/ahp` is not `/v1/weight-profiles/{name}`)."""
+    templates: list[tuple[re.Pattern[str], bool, list[str]]] | None = getattr(request.app.state, "path_methods", None)
+    if templates is None:
+        templates = []
+        for path, item in request.app.openapi()["paths"].items():
+            pattern = re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$")
+            methods = [m.upper() for m in _HTTP_METHODS if m in item]
+            templates.append((pattern, "{" not in path, methods))
+        request.app.state.path_methods = templates
+    found = [(literal, methods) for pattern, literal, methods in templates if pattern.match(request.url.path)]
+    chosen = [methods for literal, methods in found if literal] or [methods for _, methods in found]
+    return sorted({m for methods in chosen for m in methods})
 
 
 def install_handlers(app: FastAPI) -> None:

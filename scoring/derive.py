@@ -152,9 +152,10 @@ STAGE_STATED: dict[str, Stage] = {
 }
 STAGE_RULE = (
     "leader: high income, R&D >= 2.5 % of GDP and >= 4,000 researchers per million; "
-    "chaser: high or upper-middle income with R&D >= 1.0 % of GDP or >= 1,000 researchers per million; "
-    "developing: otherwise (low and lower-middle income always). Countries named in seeds/000 "
-    "(note under Table 2) take the stage the seed gives them."
+    "chaser: any other high-income economy, and upper-middle income with R&D >= 1.0 % of GDP or "
+    ">= 1,000 researchers per million; developing: low and lower-middle income, and upper-middle "
+    "income below both bars. Countries named in seeds/000 (note under Table 2) take the stage the "
+    "seed gives them."
 )
 
 Observation = tuple[float, int]  # (value, year)
@@ -211,7 +212,9 @@ def derive_stage(iso3: str, income_group: str | None, obs: Mapping[str, Observat
     figures = f"{income_group}; R&D {rd_v:.2f} % of GDP; researchers {res_v:.0f} per million"
     if income_group == "High income" and rd_v >= 2.5 and res_v >= 4000:
         return DerivedValue(Stage.LEADER, used, year, figures)
-    if rd_v >= 1.0 or res_v >= 1000:
+    # A high-income economy below the leader bar has the means to catch up by government-led
+    # clusters (the seed's chaser); "developing" is for economies that need donor support too.
+    if income_group == "High income" or rd_v >= 1.0 or res_v >= 1000:
         return DerivedValue(Stage.CHASER, used, year, figures)
     return DerivedValue(Stage.DEVELOPING, used, year, figures)
 

@@ -22,6 +22,8 @@ router = APIRouter(prefix="/v1", tags=["classifier"])
 
 class MarkdownResponse(PlainTextResponse):
     media_type = "text/markdown"
+
+
 VersionPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 

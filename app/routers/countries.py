@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 
+from app.csv_export import country_csv_rows, csv_response, wants_csv
 from app.dependencies import SessionDep, SettingsDep
 from app.routers.common import READ, problems
 from app.schemas import MatchRequest, MatchResponse, Method, ProfileName
 from app.schemas_countries import CountryDetail, CountryPage, ModelCountries
-from app.services import countries, matching, reference
+from app.services import countries, discovery, matching, reference
 from scoring.profile import Stage
 
 router = APIRouter(prefix="/v1", tags=["countries"])
@@ -22,7 +23,10 @@ ISO3Path = Annotated[str, Path(min_length=1, max_length=64, examples=["KAZ"])]
 @router.get(
     "/countries",
     response_model=CountryPage,
-    responses=READ,
+    responses={
+        **READ,
+        200: {"content": {"text/csv": {}}, "description": "A page of countries (JSON, or CSV on request)"},
+    },
     summary="Reference countries / 참조 국가 목록",
 )
 def list_countries(
@@ -32,13 +36,18 @@ def list_countries(
     stage: Stage | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    format: Annotated[Literal["json", "csv"] | None, Query(description="csv: one row per country")] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
     """Economies of the World Bank list with their derived profile (stage, R&D level, proxies).
     Filter by `region`, `income_group` (World Bank FY2026 names) or derived `stage`; paginated.
     세계은행 분류 기준 국가별 파생 프로필을 조회합니다."""
-    return countries.get_all(
+    page = countries.get_all(
         session, region=region, income_group=income_group, stage=stage, limit=limit, offset=offset
     )
+    if wants_csv(format, accept):
+        return csv_response(country_csv_rows(page["items"]), "clustermatch-countries.csv")
+    return page
 
 
 @router.get(
@@ -92,7 +101,7 @@ def rank_countries_for_model(
     """Every country of the reference data ranked by the rule score of one model, using its
     reference profile and the weight profile. Scores use fixed bounds, so a country's score does
     not depend on which others are listed."""
-    return countries.rank_for_model(
+    return discovery.ranking(
         session,
         model_id=model_id,
         weight_profile=weight_profile,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Header, Path, Query
 from fastapi.responses import JSONResponse
 
+from app.csv_export import batch_csv_response, wants_csv
 from app.dependencies import SessionDep, SettingsDep
 from app.openapi_examples import BATCH_EXAMPLE, MATCH_EXAMPLES
 from app.routers.common import READ, WRITE, problems
@@ -44,17 +45,28 @@ def post_match(
 @router.post(
     "/match/batch",
     response_model=BatchResponse,
-    responses=WRITE,
+    responses={
+        **WRITE,
+        200: {"content": {"text/csv": {}}, "description": "Results (JSON, or CSV on request)"},
+    },
     summary="Rank many profiles in one call / 여러 프로필 일괄 평가",
 )
 def post_match_batch(
     request: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLE)],
     session: SessionDep,
     settings: SettingsDep,
+    format: Annotated[
+        Literal["json", "csv"] | None, Query(description="csv: one row per item and model")
+    ] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Any:
     """Each item is a match request; results come back in the same order. A bad item gets its own
-    error entry and does not fail the others. 항목별 오류는 해당 항목에만 표시됩니다."""
-    return JSONResponse({"results": matching.match_batch(session, items=request.items, settings=settings)})
+    error entry and does not fail the others. `?format=csv` (or `Accept: text/csv`) answers CSV in
+    UTF-8 with BOM, ready for Excel. 항목별 오류는 해당 항목에만 표시됩니다."""
+    results = matching.match_batch(session, items=request.items, settings=settings)
+    if wants_csv(format, accept):
+        return batch_csv_response(results)
+    return JSONResponse({"results": results})
 
 
 @router.get(

@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.schemas import ClusterModelOut, Health
 from app.routers.common import READ
+from app.schemas import ClusterModelOut, Health
 from app.security import READ_SCOPE
 from scoring.cluster_models import CLUSTER_MODELS
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
-from app.services import discovery, reference, weight_profiles
+from app.services import reference
 from scoring.derive import INDICATORS, DerivedValue
 from scoring.profile import Stage, level_of
 
@@ -109,33 +109,3 @@ def get(session: Session, *, iso3: str) -> dict[str, Any]:
         for col, (value, year) in c.observations.items()
     ]
     return {**_country_out(c), "indicators": indicators, "data_version": table.version}
-
-
-def rank_for_model(
-    session: Session,
-    *,
-    model_id: str,
-    weight_profile: str,
-    region: str | None,
-    income_group: str | None,
-    stage: Stage | None,
-    limit: int,
-) -> dict[str, Any]:
-    """All reference countries ranked by one model's rule score (target discovery)."""
-    table = _table(session)
-    weights = weight_profiles.resolve(session, name=weight_profile, version=None, overrides=None)
-    ranked = discovery.rank_countries(
-        session,
-        model_id=model_id,
-        weights=weights.weights,
-        region=region,
-        income_group=income_group,
-        stage=stage,
-    )
-    return {
-        "model": model_id,
-        "weight_profile": {"name": weights.name, "version": weights.version},
-        "data_version": table.version,
-        "total": len(ranked),
-        "items": ranked[:limit],
-    }

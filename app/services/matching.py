@@ -64,6 +64,10 @@ def _caller_value(profile_in: ProfileIn, name: str) -> tuple[Any, float | None, 
     return (given.value if isinstance(given, Level) else given), as_scale(given), None
 
 
+def _weight_overrides(request: MatchRequest) -> dict[str, float] | None:
+    return {str(k): v for k, v in request.weights.items()} if request.weights else None
+
+
 def _provenance(
     value: Any,
     source: str,
@@ -74,7 +78,14 @@ def _provenance(
     note: str | None = None,
 ) -> dict[str, Any]:
     """Where one profile value came from (the ProfileValue shape of the API)."""
-    return {"value": value, "level": level, "source": source, "year": year, "indicator": indicator, "note": note}
+    return {
+        "value": value,
+        "level": level,
+        "source": source,
+        "year": year,
+        "indicator": indicator,
+        "note": note,
+    }
 
 
 def resolve_profile(session: Session, request: MatchRequest) -> ResolvedProfile:
@@ -112,6 +123,7 @@ def resolve_profile(session: Session, request: MatchRequest) -> ResolvedProfile:
         # A figure used as it stands (R&D intensity), or the seed's own statement of a stage, is
         # "reference"; anything computed from several figures is "derived".
         direct = (name == "rd") or (name == "innovation_stage" and not derived.indicators)
+        value: str | float
         if isinstance(derived.value, Stage):
             value, level = derived.value.value, None
         else:
@@ -155,7 +167,7 @@ def _ranking(
     classifier_probs: dict[str, float] | None,
     blend: float,
 ) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for item in evaluation.ranking:
         en, ko = rationale(evaluation, item.model)
         prob = classifier_probs.get(item.model) if classifier_probs else None
@@ -198,6 +210,14 @@ def _ranking(
         out.sort(key=lambda r: (-r["score"], r["rank"]))
         for rank, r in enumerate(out, start=1):
             r["rank"] = rank
+            # The rationale above explains the rule engine's place; say how the blend placed it.
+            r["rationale"] += (
+                f" Blended with the classifier (probability {r['classifier_probability']:.2f}, "
+                f"weight {blend:.2f}) it ranks {rank}."
+            )
+            r["rationale_ko"] += (
+                f" 분류기 확률({r['classifier_probability']:.2f}, 가중치 {blend:.2f})과 결합한 순위는 {rank}위."
+            )
     return out
 
 
@@ -316,7 +336,7 @@ def _prepare(session: Session, request: MatchRequest, settings: Settings) -> dic
         session,
         name=request.weight_profile,
         version=request.weight_profile_version,
-        overrides=request.weights,
+        overrides=_weight_overrides(request),
     )
     classifier = active_classifier(session, settings=settings) if request.method is not Method.RULES else None
     return compute(
@@ -384,7 +404,10 @@ def match_batch(session: Session, *, items: list[dict[str, Any]], settings: Sett
             request = MatchRequest.model_validate(raw)
             resolved = resolve_profile(session, request)
             weights = weight_profiles.resolve(
-                session, name=request.weight_profile, version=request.weight_profile_version, overrides=request.weights
+                session,
+                name=request.weight_profile,
+                version=request.weight_profile_version,
+                overrides=_weight_overrides(request),
             )
         except (ValidationError, ServiceError) as exc:
             results[index] = _item_error(index, exc)

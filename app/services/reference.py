@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.config import PROJECT_ROOT
@@ -110,9 +110,9 @@ def load_snapshot(session: Session, *, path: Path) -> tuple[str, bool]:
     session.execute(delete(Country))
     session.execute(update(DataSnapshot).where(DataSnapshot.is_current).values(is_current=False))
     session.flush()
-    session.execute(Country.__table__.insert(), parsed.countries)
+    session.execute(insert(Country), parsed.countries)
     session.execute(
-        IndicatorValue.__table__.insert(),
+        insert(IndicatorValue),
         [{"iso3": i, "indicator": c, "value": v, "year": y} for i, c, v, y in parsed.values],
     )
     known = session.get(DataSnapshot, parsed.version)

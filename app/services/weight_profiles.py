@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,8 +79,12 @@ _versions: dict[tuple[str, str, int], dict[str, float]] = {}
 _latest: dict[tuple[str, str], tuple[float, int]] = {}
 
 
+def _database_of(session: Session) -> str:
+    return str(session.get_bind().engine.url)
+
+
 def _stored_weights(session: Session, name: str, version: int | None) -> tuple[int, dict[str, float]]:
-    db = str(session.get_bind().url)
+    db = _database_of(session)
     if version is None:
         checked_at, latest = _latest.get((db, name), (-1e9, 0))
         if time.monotonic() - checked_at < LATEST_TTL:
@@ -95,7 +100,7 @@ def _stored_weights(session: Session, name: str, version: int | None) -> tuple[i
 
 
 def resolve(
-    session: Session, *, name: str, version: int | None, overrides: dict[str, float] | None
+    session: Session, *, name: str, version: int | None, overrides: Mapping[str, float] | None
 ) -> ResolvedWeights:
     """The weights a match uses: a stored profile version with the request's partial overrides on top."""
     found_version, weights = _stored_weights(session, name, version)
@@ -129,7 +134,7 @@ def create(
         with session.begin_nested():
             session.add(row)
             session.flush()
-        _latest.pop((str(session.get_bind().url), name), None)
+        _latest.pop((_database_of(session), name), None)
     except IntegrityError as exc:
         raise Conflict(
             f"weight profile {name!r} version {latest + 1} was written by another request; retry"

@@ -125,3 +125,38 @@ def test_a_broken_snapshot_is_refused_and_data_stay(session, tmp_path):
     session.rollback()
     assert reference.current_version(session) == before
     assert reference.reference_table(session).countries["KOR"].name == "Korea, Rep."
+
+
+def test_country_list_as_csv_opens_in_pandas_with_korean_safe_encoding(client):
+    import io
+
+    import pandas as pd
+
+    response = client.get("/v1/countries", params={"format": "csv", "limit": 20})
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.content.startswith(b"\xef\xbb\xbf")  # BOM, so Excel reads UTF-8
+    frame = pd.read_csv(io.BytesIO(response.content), encoding="utf-8-sig")
+    assert len(frame) == 20 and "iso3" in frame.columns
+
+
+def test_batch_as_csv_round_trips_korean_model_names(client):
+    import io
+
+    import pandas as pd
+
+    items = [{"profile": {"innovation_stage": "developing", "rd_level": "low", "government_investment_will": "high"}, "method": "rules"}]
+    response = client.post("/v1/match/batch", json={"items": items}, headers={"Accept": "text/csv"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    frame = pd.read_csv(io.BytesIO(response.content), encoding="utf-8-sig")
+    assert len(frame) == 4  # one row per model
+    korean = " ".join(str(v) for v in frame.astype(str).to_numpy().ravel())
+    assert "생산중심형" in korean
+
+
+def test_a_high_income_economy_with_little_rd_is_a_chaser_not_developing(session):
+    table = reference.reference_table(session)
+    # Andorra: high income; its R&D and researcher figures are below the chaser bars.
+    andorra = table.countries["AND"]
+    derived = derive_stage("AND", andorra.income_group, andorra.observations)
+    assert andorra.income_group == "High income"
+    assert derived.value.value == "chaser"
