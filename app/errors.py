@@ -103,7 +103,9 @@ _HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete")
 def _allowed_methods(request: Request) -> list[str]:
     """The methods the API documents for this path; a literal path beats a template
     (`/v1/weight-profiles/ahp` is not `/v1/weight-profiles/{name}`)."""
-    templates: list[tuple[re.Pattern[str], bool, list[str]]] | None = getattr(request.app.state, "path_methods", None)
+    templates: list[tuple[re.Pattern[str], bool, list[str]]] | None = getattr(
+        request.app.state, "path_methods", None
+    )
     if templates is None:
         templates = []
         for path, item in request.app.openapi()["paths"].items():
@@ -138,7 +140,9 @@ def install_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             # Starlette names only the first matching route's methods; a path may have several routes.
             headers["Allow"] = ", ".join(_allowed_methods(request))
-        return problem(exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail), headers=headers)
+        return problem(
+            exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail), headers=headers
+        )
 
     @app.exception_handler(OperationalError)
     async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:

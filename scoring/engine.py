@@ -196,7 +196,12 @@ def evaluate(profile: CountryProfile, weights: Mapping[str, float]) -> Evaluatio
 
 
 def explain_row(
-    row: np.ndarray, fits: np.ndarray, gates: np.ndarray, factors: np.ndarray, score_row: np.ndarray, w: np.ndarray
+    row: np.ndarray,
+    fits: np.ndarray,
+    gates: np.ndarray,
+    factors: np.ndarray,
+    score_row: np.ndarray,
+    w: np.ndarray,
 ) -> Evaluation:
     """An Evaluation of one profile from its already computed arrays (one row of each)."""
     assessed = ~np.isnan(row)

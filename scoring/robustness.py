@@ -98,7 +98,9 @@ class Analysis:
     seed: int
 
     def evaluation(self, i: int) -> Evaluation:
-        return explain_row(self.rows[i], self.fits[i], self.gates[i], self.factors[i], self.scores[i], self.weights)
+        return explain_row(
+            self.rows[i], self.fits[i], self.gates[i], self.factors[i], self.scores[i], self.weights
+        )
 
     def robustness_of(self, i: int) -> Robustness:
         return Robustness(
@@ -126,7 +128,8 @@ class Analysis:
         if j == 0:
             current_stage = STAGES[int(self.rows[i, 0])].value
             return Counterfactual(
-                runner_up, Change("innovation_stage", current_stage, STAGES[int(value)].value, None, None, 1.0)
+                runner_up,
+                Change("innovation_stage", current_stage, STAGES[int(value)].value, None, None, 1.0),
             )
         current = float(self.rows[i, j])
         change = Change(
@@ -148,15 +151,23 @@ def _dirichlet(alpha: tuple[float, ...], samples: int, seed: int) -> np.ndarray:
     return drawn
 
 
-def _sampled_weights(w: np.ndarray, active: np.ndarray, samples: int, concentration: float, seed: int) -> np.ndarray:
+def _sampled_weights(
+    w: np.ndarray, active: np.ndarray, samples: int, concentration: float, seed: int
+) -> np.ndarray:
     full = np.zeros((samples, len(CRITERIA)))
     full[:, active] = _dirichlet(tuple(concentration * w[active] / w[active].sum()), samples, seed)
     return full
 
 
 def _robustness(
-    fits: np.ndarray, factors: np.ndarray, top: np.ndarray, w: np.ndarray, rows: np.ndarray,
-    samples: int, concentration: float, seed: int,
+    fits: np.ndarray,
+    factors: np.ndarray,
+    top: np.ndarray,
+    w: np.ndarray,
+    rows: np.ndarray,
+    samples: int,
+    concentration: float,
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     n = len(rows)
     robust = np.zeros(n)
@@ -170,7 +181,9 @@ def _robustness(
         sampled = _sampled_weights(w, mask, samples, concentration, seed)  # (samples, criteria)
         # Samples sum to 1 over the known inputs, so each weighted mean is a dot product.
         sub = filled[members]  # (members, models, criteria)
-        sample_scores = (sub.reshape(-1, sub.shape[2]) @ sampled.T).reshape(len(members), len(MODEL_IDS), samples)
+        sample_scores = (sub.reshape(-1, sub.shape[2]) @ sampled.T).reshape(
+            len(members), len(MODEL_IDS), samples
+        )
         sample_scores *= factors[members, :, None]
         winners = np.argmax(sample_scores, axis=1)  # (members, samples); first of equals, as rank_order
         counts = np.bincount(
@@ -211,12 +224,14 @@ def _counterfactual(rows: np.ndarray, w: np.ndarray, score_rows: np.ndarray) -> 
     best_size = np.full(n, np.inf)
 
     # 1. Another stage (size 1.0: any numeric move found below, at most one level, is smaller).
-    for s in range(len(STAGES)):
-        candidate = rows.copy()
-        candidate[:, 0] = s
-        ok = ~np.isnan(rows[:, 0]) & (rows[:, 0] != s) & _wins(candidate, w, runner_up)
-        take = ok & (best_size > 1.0)
-        best_column[take], best_value[take], best_size[take] = 0, s, 1.0
+    #    All stages of all profiles in one scoring call.
+    stages = np.arange(len(STAGES), dtype=float)
+    candidate = np.repeat(rows, len(stages), axis=0)
+    candidate[:, 0] = np.tile(stages, n)
+    won_stage = _wins(candidate, w, np.repeat(runner_up, len(stages))).reshape(n, len(stages))
+    won_stage &= ~np.isnan(rows[:, :1]) & (rows[:, :1] != stages[None, :])
+    has = won_stage.any(axis=1)
+    best_column[has], best_value[has], best_size[has] = 0, np.argmax(won_stage, axis=1)[has], 1.0
 
     # 2. Each numeric input moved by up to one level, both ways. A coarse grid scores every
     #    move of every profile in one call; the moves tied for the smallest coarse win are then
@@ -314,7 +329,9 @@ def robustness(
     seed: int = DEFAULT_SEED,
 ) -> Robustness:
     """Share of Dirichlet-perturbed weight vectors under which the top model stays on top."""
-    return analyse(encode(profile), weights, samples=samples, concentration=concentration, seed=seed).robustness_of(0)
+    return analyse(
+        encode(profile), weights, samples=samples, concentration=concentration, seed=seed
+    ).robustness_of(0)
 
 
 def leave_one_out(profile: CountryProfile, weights: Mapping[str, float]) -> list[LeaveOneOut]:

@@ -368,8 +368,8 @@ def _stored(request: MatchRequest, body: dict[str, Any]) -> tuple[Assessment, di
 def match(session: Session, *, request: MatchRequest, settings: Settings) -> dict[str, Any]:
     """Score one request and store it as an assessment; returns the response body."""
     row, response = _stored(request, _prepare(session, request, settings))
-    # Written at commit, which the request does right after: the write lock is held only that long.
-    session.add(row)
+    # A plain INSERT (no unit-of-work bookkeeping for an object nobody reads back in this request).
+    session.execute(insert(Assessment), [_row_values(row)])
     MATCHES.labels(response["recommended_model"], response["method"]).inc()
     return response
 

@@ -46,7 +46,12 @@ CASES = [
         ["profile", "government_investment_will"],
     ),
     ("rd twice", match_body(rd_intensity_pct=1.0), 422, ["profile", "rd_intensity_pct"]),
-    ("negative R&D intensity", match_body(rd_level=None, rd_intensity_pct=-0.5), 422, ["body", "profile", "rd_intensity_pct"]),
+    (
+        "negative R&D intensity",
+        match_body(rd_level=None, rd_intensity_pct=-0.5),
+        422,
+        ["body", "profile", "rd_intensity_pct"],
+    ),
     ("negative weight", weights(rd=-1), 422, ["body", "weights", "rd"]),
     ("unknown weight", weights(luck=0.3), 422, ["body", "weights", "luck"]),
     (

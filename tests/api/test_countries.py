@@ -144,7 +144,16 @@ def test_batch_as_csv_round_trips_korean_model_names(client):
 
     import pandas as pd
 
-    items = [{"profile": {"innovation_stage": "developing", "rd_level": "low", "government_investment_will": "high"}, "method": "rules"}]
+    items = [
+        {
+            "profile": {
+                "innovation_stage": "developing",
+                "rd_level": "low",
+                "government_investment_will": "high",
+            },
+            "method": "rules",
+        }
+    ]
     response = client.post("/v1/match/batch", json={"items": items}, headers={"Accept": "text/csv"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
     frame = pd.read_csv(io.BytesIO(response.content), encoding="utf-8-sig")

@@ -99,7 +99,11 @@ def test_batch_over_the_cap_is_refused_naming_the_cap(client):
 
 
 def test_batch_items_match_the_single_answers(client):
-    bodies = [match_body(), match_body(healthcare_capacity="low", research_capacity="high"), {"country": "VNM", "method": "rules"}]
+    bodies = [
+        match_body(),
+        match_body(healthcare_capacity="low", research_capacity="high"),
+        {"country": "VNM", "method": "rules"},
+    ]
     batch = client.post("/v1/match/batch", json={"items": bodies}).json()["results"]
     for body, item in zip(bodies, batch, strict=True):
         single = client.post("/v1/match", json=body).json()
@@ -116,5 +120,8 @@ def test_responses_conform_to_the_documented_schema(client):
     by_country = client.get("/v1/countries/KAZ/match").json()
     batch = client.post("/v1/match/batch", json={"items": [match_body(), {"profile": {}}]}).json()
     for body in (single, by_country, client.get(f"/v1/assessments/{single['assessment_id']}").json()):
-        assert MatchResponse.model_validate(body).model_dump(mode="json", exclude_none=False).keys() == body.keys()
+        assert (
+            MatchResponse.model_validate(body).model_dump(mode="json", exclude_none=False).keys()
+            == body.keys()
+        )
     BatchResponse.model_validate(batch)
