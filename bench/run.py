@@ -275,14 +275,16 @@ def main() -> int:
     print(f"# ClusterMatch bench, {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     print(f"machine: {machine()}")
     print(
-        f"server: `python -m app.cli serve --workers {WORKERS}` on 127.0.0.1, temp SQLite database; "
+        f"server: `python -m app.cli serve --workers {WORKERS}` on 127.0.0.1, "
+        f"{'database ' + os.environ['BENCH_DATABASE_URL'] if os.environ.get('BENCH_DATABASE_URL') else 'temp SQLite database'}; "
         f"load: {driver}, {CONNECTIONS} connections, {DURATION} s a run after {WARMUP} s warm-up"
     )
     with tempfile.TemporaryDirectory(prefix="clustermatch-bench-") as tmp:
         workdir = Path(tmp)
         env = {
             **os.environ,
-            "DATABASE_URL": f"sqlite:///{workdir}/bench.db",
+            # BENCH_DATABASE_URL runs the same bench against another (empty) database, e.g. PostgreSQL.
+            "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{workdir}/bench.db",
             "MODEL_DIR": str(workdir / "models"),
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         }

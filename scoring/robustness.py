@@ -291,8 +291,12 @@ def analyse(
     samples: int = DEFAULT_SAMPLES,
     concentration: float = DEFAULT_CONCENTRATION,
     seed: int = DEFAULT_SEED,
+    what_if: bool = True,
 ) -> Analysis:
-    """Scores, robustness, leave-one-out and counterfactuals for many encoded profiles at once."""
+    """Scores, robustness, leave-one-out and counterfactuals for many encoded profiles at once.
+
+    `what_if=False` skips the leave-one-out and counterfactual searches (their arrays say "none").
+    """
     rows = np.atleast_2d(np.asarray(rows, dtype=float))
     w = weight_vector(weights)
     fits = fit_matrix(rows)
@@ -301,7 +305,12 @@ def analyse(
     score_rows = scores(fits, factors, w)
     top = rank_order(score_rows)[:, 0]
     robust, shares = _robustness(fits, factors, top, w, rows, samples, concentration, seed)
-    cf_column, cf_value = _counterfactual(rows, w, score_rows)
+    if what_if:
+        cf_column, cf_value = _counterfactual(rows, w, score_rows)
+        loo_top = _leave_one_out(fits, factors, w, rows)
+    else:
+        cf_column, cf_value = np.full(len(rows), -1), np.full(len(rows), np.nan)
+        loo_top = np.full(rows.shape, -1)
     return Analysis(
         rows=rows,
         weights=w,
@@ -311,7 +320,7 @@ def analyse(
         scores=score_rows,
         robustness=robust,
         first_place=shares,
-        loo_top=_leave_one_out(fits, factors, w, rows),
+        loo_top=loo_top,
         cf_column=cf_column,
         cf_value=cf_value,
         samples=samples,
