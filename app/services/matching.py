@@ -91,10 +91,9 @@ def _provenance(
 def resolve_profile(session: Session, request: MatchRequest) -> ResolvedProfile:
     """Merge the caller's values over the reference data and say where each came from."""
     country = None
-    data_version = None
     if request.country is not None:
         table, country = reference.get_country(session, iso3=request.country)
-        data_version = table.version
+        data_version: str | None = table.version
     else:
         missing = [n for n in CORE_INPUTS if _caller_value(request.profile, n)[0] is None]
         if missing:
@@ -104,6 +103,8 @@ def resolve_profile(session: Session, request: MatchRequest) -> ResolvedProfile:
                 "required when no country is given (core inputs: innovation_stage, rd_level or "
                 "rd_intensity_pct, government_investment_will)",
             )
+        # Named even when unused, so every stored match says which snapshot was current.
+        data_version = reference.current_version(session)
 
     values: dict[str, Any] = {}
     used: dict[str, dict[str, Any]] = {}

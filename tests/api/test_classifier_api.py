@@ -106,3 +106,69 @@ def test_outcomes_become_labelled_cases_for_the_next_training(client):
     mine = cases[cases["name"] == f"assessment {created['assessment_id']}"]
     assert list(mine["label"]) == ["hospital"] and list(mine["label_basis"]) == ["outcome"]
     assert list(mine["healthcare_capacity"]) == ["high"]
+
+
+def test_concurrent_activations_leave_exactly_one_active_version(database_url):
+    """Two writers move the active pointer at the same moment; the one-active index keeps it single."""
+    import threading
+
+    from sqlalchemy import delete, func, select
+    from sqlalchemy.orm import sessionmaker
+
+    from app.db import make_engine
+    from app.errors import Conflict
+    from models import ModelVersion
+
+    engine = make_engine(database_url)
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    names = ["race-a", "race-b"]
+    with sessions() as s, s.begin():
+        previous = s.scalar(select(ModelVersion.version).where(ModelVersion.is_active))
+        for name in names:
+            s.add(
+                ModelVersion(
+                    version=name,
+                    training_data_hash="x",
+                    estimator="logistic_regression",
+                    params={},
+                    library_versions={},
+                    features=[],
+                    metrics={},
+                    artefact_path="none",
+                    artefact_sha256="0" * 64,
+                    is_active=False,
+                )
+            )
+    barrier = threading.Barrier(len(names))
+    outcomes: list[str] = []
+
+    def activate(name: str) -> None:
+        with sessions() as s:
+            barrier.wait()
+            try:
+                registry.activate(s, version=name)
+                s.commit()
+                outcomes.append("ok")
+            except Conflict:
+                s.rollback()
+                outcomes.append("409")
+            except Exception as exc:  # a lock timeout or serialisation failure would show here
+                s.rollback()
+                outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=activate, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        with sessions() as s:
+            assert s.scalar(select(func.count()).select_from(ModelVersion).where(ModelVersion.is_active)) == 1
+        assert set(outcomes) <= {"ok", "409"} and "ok" in outcomes, outcomes
+    finally:
+        with sessions() as s, s.begin():
+            if previous is not None:
+                registry.activate(s, version=previous)
+            s.execute(delete(ModelVersion).where(ModelVersion.version.in_(names)))
+        classifier_runtime.forget_pointer()
+        engine.dispose()

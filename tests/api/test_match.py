@@ -125,3 +125,8 @@ def test_responses_conform_to_the_documented_schema(client):
             == body.keys()
         )
     BatchResponse.model_validate(batch)
+
+
+def test_every_match_names_the_reference_snapshot(client):
+    body = client.post("/v1/match", json=match_body()).json()
+    assert body["data_version"] == client.get("/v1/countries/KOR").json()["data_version"]
