@@ -36,6 +36,18 @@ ISO3 = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", examples=["KAZ"])]
 ProfileName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
 
+# Profile inputs as the API names them (shared/API.md) -> the CountryProfile field each fills.
+PROFILE_INPUTS: dict[str, str] = {
+    "innovation_stage": "innovation_stage",
+    "rd": "rd",
+    "government_investment_will": "public_investment_will",
+    "healthcare_capacity": "healthcare_capacity",
+    "research_capacity": "research_capacity",
+    "manufacturing_base": "manufacturing_base",
+    "private_sector_strength": "private_sector_strength",
+}
+
+
 class Method(StrEnum):
     RULES = "rules"
     CLASSIFIER = "classifier"

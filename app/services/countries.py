@@ -7,20 +7,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
+from app.schemas import PROFILE_INPUTS
 from app.services import reference
 from scoring.derive import INDICATORS, DerivedValue
 from scoring.profile import Stage, level_of
-
-# Profile inputs as the API names them -> the field of scoring.derive's output.
-PROFILE_FIELDS = {
-    "innovation_stage": "innovation_stage",
-    "rd": "rd",
-    "government_investment_will": "public_investment_will",
-    "healthcare_capacity": "healthcare_capacity",
-    "research_capacity": "research_capacity",
-    "manufacturing_base": "manufacturing_base",
-    "private_sector_strength": "private_sector_strength",
-}
 
 
 def normalise_code(iso3: str) -> str:
@@ -45,7 +35,7 @@ def _derived_out(name: str, d: DerivedValue) -> dict[str, Any]:
 
 
 def _country_out(c: reference.ReferenceCountry) -> dict[str, Any]:
-    profile = {api: _derived_out(api, c.derived[field]) for api, field in PROFILE_FIELDS.items()}
+    profile = {api: _derived_out(api, c.derived[field]) for api, field in PROFILE_INPUTS.items()}
     return {
         "iso3": c.iso3,
         "name": c.name,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.errors import InvalidInput, ServiceError
 from app.observability import MATCHES
-from app.schemas import BatchItemError, MatchRequest, Method, ProfileIn
+from app.schemas import PROFILE_INPUTS, BatchItemError, MatchRequest, Method, ProfileIn
 from app.services import reference, weight_profiles
 from app.services.classifier_runtime import ActiveClassifier, active_classifier
 from models import Assessment
@@ -25,16 +25,6 @@ from scoring.profile import CountryProfile, Level, Stage, as_scale, level_of, rd
 from scoring.rationale import rationale
 from scoring.robustness import Analysis, analyse
 
-# Profile inputs as the API names them -> the engine's field names.
-INPUTS: dict[str, str] = {
-    "innovation_stage": "innovation_stage",
-    "rd": "rd",
-    "government_investment_will": "public_investment_will",
-    "healthcare_capacity": "healthcare_capacity",
-    "research_capacity": "research_capacity",
-    "manufacturing_base": "manufacturing_base",
-    "private_sector_strength": "private_sector_strength",
-}
 CORE_INPUTS = ("innovation_stage", "rd", "government_investment_will")
 
 
@@ -108,7 +98,7 @@ def resolve_profile(session: Session, request: MatchRequest) -> ResolvedProfile:
 
     values: dict[str, Any] = {}
     used: dict[str, dict[str, Any]] = {}
-    for name, field in INPUTS.items():
+    for name, field in PROFILE_INPUTS.items():
         given, scaled, note = _caller_value(request.profile, name)
         if given is not None:
             values[field] = Stage(given) if name == "innovation_stage" else scaled
@@ -275,7 +265,7 @@ def compute(
         "recommended_model": ranking[0]["model"],
         "ranking": ranking,
         "confidence": round(evaluation.confidence, 6),
-        "missing_inputs": [n for n in INPUTS if resolved.used[n]["source"] == "missing"],
+        "missing_inputs": [n for n in PROFILE_INPUTS if resolved.used[n]["source"] == "missing"],
         "robustness": robust.robustness,
         "first_place_shares": robust.first_place_shares,
         "robustness_detail": {

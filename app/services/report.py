@@ -10,7 +10,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from app import charts
-from app.schemas import MatchResponse, RankedModel
+from app.schemas import PROFILE_INPUTS, MatchResponse, RankedModel
 from app.services import assessments, discovery
 from scoring.cluster_models import BY_ID, CLUSTER_MODELS, ClusterModel
 from scoring.criteria import CRITERIA, CRITERION_INFO, FIT_CURVES, STAGE_FIT
@@ -195,13 +195,7 @@ SHORT_AXES: dict[str, tuple[str, str]] = {
 }
 # API input name -> criterion (shared/API.md names the inputs; scoring names the criteria).
 INPUT_CRITERION: dict[str, str] = {
-    "innovation_stage": "stage",
-    "rd": "rd",
-    "government_investment_will": "public_investment_will",
-    "healthcare_capacity": "healthcare_capacity",
-    "research_capacity": "research_capacity",
-    "manufacturing_base": "manufacturing_base",
-    "private_sector_strength": "private_sector_strength",
+    name: "stage" if field == "innovation_stage" else field for name, field in PROFILE_INPUTS.items()
 }
 
 # Seeds/000 Tables 2-3, row 주도 (who leads), in both languages.
