@@ -191,11 +191,18 @@ class MatchResponse(BaseModel):
     created_at: datetime
     method: Method
     method_note: str | None = None
-    recommended_model: ModelId
+    recommended_model: ModelId = Field(description="First of `ranking` (blended for hybrid)")
+    rules_recommended_model: ModelId = Field(
+        description="The rule engine's first model; robustness and the counterfactual are about its ranking"
+    )
     ranking: list[RankedModel]
     confidence: float = Field(ge=0.0, le=1.0, description="Share of the total weight whose input was known")
     missing_inputs: list[str]
-    robustness: float = Field(ge=0.0, le=1.0)
+    robustness: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="Share of perturbed weight vectors under which the rule engine's first model stays first",
+    )
     first_place_shares: dict[str, float]
     robustness_detail: RobustnessDetail
     counterfactual: CounterfactualOut

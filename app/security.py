@@ -46,7 +46,9 @@ class TokenBucket:
 def _principal(request: Request, presented: str | None, scope: str) -> Principal | None:
     ring: KeyRing = request.app.state.keyring
     if not ring.any_keys():
-        return None  # open mode: no keys configured (announced at start-up)
+        if request.app.state.settings.require_api_keys:
+            raise Unauthorized("this service requires API keys and none exists; an operator must create one")
+        return None  # open mode: no key has ever been created (announced at start-up)
     if not presented:
         raise Unauthorized("missing X-API-Key header")
     principal = ring.verify(presented)

@@ -67,6 +67,12 @@ def rd_intensity_to_scale(pct: float) -> float:
     return piecewise_linear(pct, *RD_INTENSITY_KNOTS)
 
 
+def scale_to_rd_intensity(value: float) -> float:
+    """The R&D intensity (% of GDP) at a point of the [0, 1] scale (inverse of the above)."""
+    xs, ys = RD_INTENSITY_KNOTS
+    return piecewise_linear(value, ys, xs)
+
+
 @dataclass(frozen=True, slots=True)
 class CountryProfile:
     """A target country as the engine sees it; numbers in [0, 1], None where unknown."""

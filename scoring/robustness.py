@@ -15,6 +15,7 @@ batch of a thousand costs little more than one; `robustness`, `leave_one_out` an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -132,13 +133,18 @@ class Analysis:
                 Change("innovation_stage", current_stage, STAGES[int(value)].value, None, None, 1.0),
             )
         current = float(self.rows[i, j])
+        # Reported to 4 decimals, rounded away from the current value: the search stops just past
+        # the boundary (often a gate threshold such as 2/3), and rounding back towards the current
+        # value could land on the losing side.
+        rounded = math.ceil(value * 1e4) / 1e4 if value > current else math.floor(value * 1e4) / 1e4
+        rounded = min(1.0, max(0.0, rounded))
         change = Change(
             CRITERIA[j],
             round(current, 4),
-            round(value, 4),
+            rounded,
             level_of(current).value,
-            level_of(value).value,
-            round(abs(value - current), 6),
+            level_of(rounded).value,
+            round(abs(rounded - current), 6),
         )
         return Counterfactual(runner_up, change)
 

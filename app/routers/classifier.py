@@ -174,6 +174,7 @@ def activate(version: VersionPath, session: SessionDep, settings: SettingsDep) -
     "/assessments/{assessment_id}/outcome",
     response_model=OutcomeOut,
     status_code=201,
+    dependencies=ADMIN_SCOPE,
     responses={**WRITE, **problems(404)},
     tags=["matching"],
     summary="Record the model finally chosen / 최종 선택 모델 기록",
@@ -181,8 +182,9 @@ def activate(version: VersionPath, session: SessionDep, settings: SettingsDep) -
 def record_outcome(
     assessment_id: Annotated[str, Path(min_length=1, max_length=64)], body: OutcomeIn, session: SessionDep
 ) -> Any:
-    """What the consultant or government finally chose, by whom and why. Outcomes join the labelled
-    cases of the next training with `label_basis` = `outcome`."""
+    """What the consultant or government finally chose, by whom and why (admin: outcomes become
+    training labels). Outcomes join the labelled cases of the next training with `label_basis` =
+    `outcome`."""
     row = registry.record_outcome(
         session,
         assessment_id=assessment_id,

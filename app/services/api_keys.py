@@ -69,6 +69,7 @@ class KeyRing:
         self._ttl = ttl
         self._loaded_at = -1e9
         self._keys: dict[str, tuple[str, Principal]] = {}
+        self._ever = False
         self._lock = threading.Lock()
 
     def _refresh(self) -> None:
@@ -79,15 +80,19 @@ class KeyRing:
             if now - self._loaded_at < self._ttl:
                 return
             with self._sessions() as session:
-                rows = session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))).all()
+                rows = session.scalars(select(ApiKey)).all()
             self._keys = {
-                r.prefix: (r.key_hash, Principal(r.prefix, r.name, frozenset(r.scopes))) for r in rows
+                r.prefix: (r.key_hash, Principal(r.prefix, r.name, frozenset(r.scopes)))
+                for r in rows
+                if r.revoked_at is None
             }
+            self._ever = bool(rows)
             self._loaded_at = now
 
     def any_keys(self) -> bool:
+        """Whether keys are in force: once a key has existed, revoking them all does not open the API."""
         self._refresh()
-        return bool(self._keys)
+        return self._ever
 
     def verify(self, presented: str) -> Principal | None:
         """The key's principal if it is valid and not revoked (constant-time hash comparison)."""

@@ -57,18 +57,46 @@ def load(row: ModelVersion, *, settings: Settings) -> ActiveClassifier:
     return loaded
 
 
+_refused: dict[str, tuple[float, str]] = {}  # version -> (when, why): not re-hashed on every request
+REFUSAL_TTL = 30.0  # seconds before a refused artefact is tried again (it may have been restored)
+
+
 def active_classifier(session: Session, *, settings: Settings) -> ActiveClassifier | None:
-    """The active classifier version, or None while none has been trained."""
+    """The active classifier version, or None while none has been trained; ArtefactRefused if broken."""
     checked_at, version = _pointers.get(settings.database_url, (-1e9, None))
     if time.monotonic() - checked_at < POINTER_TTL and (version is None or version in _loaded):
         return _loaded.get(version) if version else None
     with _lock:
         row = session.scalar(select(ModelVersion).where(ModelVersion.is_active))
-        loaded = load(row, settings=settings) if row is not None else None
+        if row is not None and row.version in _refused:
+            when, why = _refused[row.version]
+            if time.monotonic() - when < REFUSAL_TTL:
+                raise ArtefactRefused(why)
+        try:
+            loaded = load(row, settings=settings) if row is not None else None
+        except ArtefactRefused as exc:
+            _refused[row.version] = (time.monotonic(), exc.detail)  # type: ignore[union-attr]
+            raise
         _pointers[settings.database_url] = (time.monotonic(), row.version if row else None)
         return loaded
+
+
+def classifier_for_matching(
+    session: Session, *, settings: Settings
+) -> tuple[ActiveClassifier | None, str | None]:
+    """(classifier, None), or (None, why) when none is active or its artefact is refused.
+
+    A broken artefact must not take matching down: matches fall back to the rules and say so,
+    and /readyz reports the refusal.
+    """
+    try:
+        loaded = active_classifier(session, settings=settings)
+    except ArtefactRefused:
+        return None, "the active classifier's artefact failed verification (see /readyz)"
+    return loaded, None if loaded is not None else "no classifier version is active"
 
 
 def forget_pointer() -> None:
     """Re-read the active version on the next request (after an activation in this process)."""
     _pointers.clear()
+    _refused.clear()

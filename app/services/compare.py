@@ -11,7 +11,7 @@ from app.errors import InvalidInput, ServiceError
 from app.schemas import CriterionName, MatchRequest, Method, ProfileIn
 from app.schemas_weights import COUNTRY_MODE_FIELDS, CompareRequest, Scenario
 from app.services import matching, weight_profiles
-from app.services.classifier_runtime import active_classifier
+from app.services.classifier_runtime import classifier_for_matching
 from scoring.cluster_models import BY_ID, MODEL_IDS
 
 MAX_ITEMS = 50
@@ -170,9 +170,9 @@ def _item(
 def compare(session: Session, *, request: CompareRequest, settings: Settings) -> dict[str, Any]:
     """Score every item with the same code path as a match and set them side by side against the first."""
     mode, items = _items(request)
-    classifier = None
+    classifier, why = None, None
     if any(m.method is not Method.RULES for _, _, m, _ in items):
-        classifier = active_classifier(session, settings=settings)
+        classifier, why = classifier_for_matching(session, settings=settings)
     out: list[dict[str, Any]] = []
     base_body: dict[str, Any] | None = None
     for label, where, match_request, changes in items:
@@ -190,6 +190,7 @@ def compare(session: Session, *, request: CompareRequest, settings: Settings) ->
                 weights=weights,
                 classifier=classifier if match_request.method is not Method.RULES else None,
                 settings=settings,
+                classifier_note=why or "",
             )
         except ServiceError as exc:
             raise _located(exc, where) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,14 +17,22 @@ from app.errors import InvalidInput, ServiceError
 from app.observability import MATCHES
 from app.schemas import PROFILE_INPUTS, BatchItemError, MatchRequest, Method, ProfileIn
 from app.services import reference, weight_profiles
-from app.services.classifier_runtime import ActiveClassifier, active_classifier
+from app.services.classifier_runtime import ActiveClassifier, classifier_for_matching
 from models import Assessment
 from models.base import utcnow
 from scoring.cluster_models import BY_ID
 from scoring.engine import ENGINE_VERSION, Evaluation, WeightsError, encode
-from scoring.profile import CountryProfile, Level, Stage, as_scale, level_of, rd_intensity_to_scale
+from scoring.profile import (
+    CountryProfile,
+    Level,
+    Stage,
+    as_scale,
+    level_of,
+    rd_intensity_to_scale,
+    scale_to_rd_intensity,
+)
 from scoring.rationale import rationale
-from scoring.robustness import Analysis, analyse
+from scoring.robustness import Analysis, Counterfactual, analyse
 
 CORE_INPUTS = ("innovation_stage", "rd", "government_investment_will")
 
@@ -139,17 +148,60 @@ def _display(profile: CountryProfile, criterion: str) -> str | float | None:
     return round(float(value), 4)
 
 
-def _counterfactual_summary(target: str, change: Any) -> str:
-    name = BY_ID[target].name_en
+# Criterion -> the request field a caller would change (R&D as intensity, % of GDP).
+_CHANGE_FIELD = {
+    "stage": "innovation_stage",
+    "innovation_stage": "innovation_stage",
+    "rd": "rd_intensity_pct",
+    "public_investment_will": "government_investment_will",
+    "healthcare_capacity": "healthcare_capacity",
+    "research_capacity": "research_capacity",
+    "manufacturing_base": "manufacturing_base",
+    "private_sector_strength": "private_sector_strength",
+}
+
+
+def _away(value: float, current: float) -> float:
+    """Round to 4 decimals away from `current`, so the rounded change still crosses the boundary."""
+    return math.ceil(value * 1e4) / 1e4 if value > current else math.floor(value * 1e4) / 1e4
+
+
+def _counterfactual_out(cf: Counterfactual) -> dict[str, Any]:
+    """The runner-up's smallest winning change, named as a caller would send it."""
+    name = BY_ID[cf.target_model].name_en
+    change = cf.change
     if change is None:
-        return f"No single input change within one level step puts {name} first."
-    if change.input == "innovation_stage":
-        return f"{name} would rank first if the innovation stage were {change.to_value} instead of {change.from_value}."
-    direction = "rose" if change.to_value > change.from_value else "fell"
-    return (
-        f"{name} would rank first if {change.input} {direction} from {change.from_value:.2f} ({change.from_level}) "
-        f"to {change.to_value:.2f} ({change.to_level})."
-    )
+        return {
+            "target_model": cf.target_model,
+            "change": None,
+            "summary": f"In the rule engine, no single input change within one level step puts {name} first.",
+        }
+    field = _CHANGE_FIELD[change.input]
+    from_value, to_value = change.from_value, change.to_value
+    if field == "rd_intensity_pct":
+        current = scale_to_rd_intensity(float(from_value))
+        from_value, to_value = round(current, 4), _away(scale_to_rd_intensity(float(to_value)), current)
+    if field == "innovation_stage":
+        summary = f"In the rule engine, {name} would rank first if the innovation stage were {to_value} instead of {from_value}."
+    else:
+        direction = "rose" if float(to_value) > float(from_value) else "fell"
+        unit = " % of GDP" if field == "rd_intensity_pct" else ""
+        summary = (
+            f"In the rule engine, {name} would rank first if {field} {direction} from {float(from_value):.4g}{unit} "
+            f"({change.from_level}) to {float(to_value):.4g}{unit} ({change.to_level})."
+        )
+    return {
+        "target_model": cf.target_model,
+        "change": {
+            "input": field,
+            "from_value": from_value,
+            "to_value": to_value,
+            "from_level": change.from_level,
+            "to_level": change.to_level,
+            "size": round(change.size, 6),
+        },
+        "summary": summary,
+    }
 
 
 def _ranking(
@@ -221,6 +273,7 @@ def compute(
     settings: Settings,
     analysis: Analysis | None = None,
     index: int = 0,
+    classifier_note: str = "no classifier version is active",
 ) -> dict[str, Any]:
     """The full match response for one resolved request (no id yet, nothing stored).
 
@@ -239,7 +292,7 @@ def compute(
     probs = None
     if method is not Method.RULES:
         if classifier is None:
-            note = f"no classifier version is active: {method.value} answered with the rules alone"
+            note = f"{classifier_note}: {method.value} answered with the rules alone"
             method_used = Method.RULES
         else:
             probs, contributions = classifier.explain(profile)
@@ -263,6 +316,7 @@ def compute(
         "method": method_used.value,
         "method_note": note,
         "recommended_model": ranking[0]["model"],
+        "rules_recommended_model": evaluation.recommended,
         "ranking": ranking,
         "confidence": round(evaluation.confidence, 6),
         "missing_inputs": [n for n in PROFILE_INPUTS if resolved.used[n]["source"] == "missing"],
@@ -277,20 +331,7 @@ def compute(
                 for r in analysis.leave_one_out_of(index)
             ],
         },
-        "counterfactual": {
-            "target_model": cf.target_model,
-            "change": None
-            if cf.change is None
-            else {
-                "input": cf.change.input,
-                "from_value": cf.change.from_value,
-                "to_value": cf.change.to_value,
-                "from_level": cf.change.from_level,
-                "to_level": cf.change.to_level,
-                "size": round(cf.change.size, 6),
-            },
-            "summary": _counterfactual_summary(cf.target_model, cf.change),
-        },
+        "counterfactual": _counterfactual_out(cf),
         "classifier": classifier_view,
         "profile_used": resolved.used,
         "country": None
@@ -329,9 +370,16 @@ def _prepare(session: Session, request: MatchRequest, settings: Settings) -> dic
         version=request.weight_profile_version,
         overrides=_weight_overrides(request),
     )
-    classifier = active_classifier(session, settings=settings) if request.method is not Method.RULES else None
+    classifier, why = None, None
+    if request.method is not Method.RULES:
+        classifier, why = classifier_for_matching(session, settings=settings)
     return compute(
-        request=request, resolved=resolved, weights=weights, classifier=classifier, settings=settings
+        request=request,
+        resolved=resolved,
+        weights=weights,
+        classifier=classifier,
+        settings=settings,
+        classifier_note=why or "",
     )
 
 
@@ -407,7 +455,9 @@ def match_batch(session: Session, *, items: list[dict[str, Any]], settings: Sett
         key = (weights.name, weights.version, tuple(weights.weights.values()))
         groups.setdefault(key, []).append(index)
 
-    classifier = active_classifier(session, settings=settings)
+    classifier, why = None, None
+    if any(request.method is not Method.RULES for request, _, _ in prepared.values()):
+        classifier, why = classifier_for_matching(session, settings=settings)
     rows = []
     for members in groups.values():
         weights = prepared[members[0]][2]
@@ -426,6 +476,7 @@ def match_batch(session: Session, *, items: list[dict[str, Any]], settings: Sett
                     settings=settings,
                     analysis=analysis,
                     index=k,
+                    classifier_note=why or "",
                 )
             except ServiceError as exc:
                 results[index] = _item_error(index, exc)

@@ -637,10 +637,14 @@ def _counterfactual_text(response: MatchResponse, lang: Lang) -> str:
         if lang == "ko":
             return f"혁신 단계가 {before}이(가) 아니라 {after}였다면 {target}이(가) 1위가 됩니다."
         return f"{target} would rank first if the innovation stage were {after} instead of {before}."
-    label = criterion_label(change.input, lang)
+    # `input` is the request field to change; R&D is given as intensity, % of GDP.
+    label = criterion_label(
+        "rd" if change.input == "rd_intensity_pct" else INPUT_CRITERION[change.input], lang
+    )
+    unit = " % GDP" if change.input == "rd_intensity_pct" else ""
     rises = float(change.to_value) > float(change.from_value)
-    before = f"{float(change.from_value):.2f} ({_pick(LEVEL_NAMES[change.from_level or 'low'], lang)})"
-    after = f"{float(change.to_value):.2f} ({_pick(LEVEL_NAMES[change.to_level or 'low'], lang)})"
+    before = f"{float(change.from_value):.4g}{unit} ({_pick(LEVEL_NAMES[change.from_level or 'low'], lang)})"
+    after = f"{float(change.to_value):.4g}{unit} ({_pick(LEVEL_NAMES[change.to_level or 'low'], lang)})"
     if lang == "ko":
         return f"{label}이(가) {before}에서 {after}(으)로 {'오르면' if rises else '내려가면'} {target}이(가) 1위가 됩니다."
     return f"{target} would rank first if {label} {'rose' if rises else 'fell'} from {before} to {after}."

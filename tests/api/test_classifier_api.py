@@ -172,3 +172,26 @@ def test_concurrent_activations_leave_exactly_one_active_version(database_url):
             s.execute(delete(ModelVersion).where(ModelVersion.version.in_(names)))
         classifier_runtime.forget_pointer()
         engine.dispose()
+
+
+def test_a_refused_artefact_falls_back_to_rules_for_matches(client, trained):
+    settings = client.app.state.settings
+    with client.app.state.sessionmaker() as s:
+        path = Path(settings.model_dir) / registry.get(s, version=trained["version"]).artefact_path
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"tampered")
+        classifier_runtime._loaded.clear()
+        classifier_runtime.forget_pointer()
+        single = client.post("/v1/match", json={**match_body(), "method": "hybrid"})
+        assert single.status_code == 201
+        assert single.json()["method"] == "rules" and "verification" in single.json()["method_note"]
+        batch = client.post(
+            "/v1/match/batch", json={"items": [match_body(), {**match_body(), "method": "hybrid"}]}
+        )
+        assert [r["method"] for r in batch.json()["results"]] == ["rules", "rules"]
+        assert client.get("/readyz").status_code == 503
+    finally:
+        path.write_bytes(original)
+        classifier_runtime._loaded.clear()
+        classifier_runtime.forget_pointer()

@@ -130,3 +130,26 @@ def test_responses_conform_to_the_documented_schema(client):
 def test_every_match_names_the_reference_snapshot(client):
     body = client.post("/v1/match", json=match_body()).json()
     assert body["data_version"] == client.get("/v1/countries/KOR").json()["data_version"]
+
+
+def test_counterfactual_names_a_request_field_and_its_value_really_wins(client):
+    """Sending the reported change back makes the named model first (found by a review: 4-decimal
+    rounding could land on the losing side of a gate threshold)."""
+    profile = {
+        "innovation_stage": "leader",
+        "government_investment_will": 0.7152,
+        "rd_level": "medium",
+        "healthcare_capacity": 0.7534,
+        "research_capacity": 0.021,
+        "manufacturing_base": 0.1252,
+        "private_sector_strength": 0.9982,
+    }
+    body = client.post("/v1/match", json={"profile": profile, "method": "rules"}).json()
+    cf = body["counterfactual"]
+    change = cf["change"]
+    assert change is not None and change["input"] == "government_investment_will"
+    again = client.post(
+        "/v1/match", json={"profile": {**profile, change["input"]: change["to_value"]}, "method": "rules"}
+    ).json()
+    assert again["recommended_model"] == cf["target_model"]
+    assert cf["summary"].startswith("In the rule engine")

@@ -95,3 +95,33 @@ def test_database_down_during_a_request_is_503_and_recovers(tmp_path, model_dir)
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
         assert response.headers["retry-after"] == "5"
+
+
+def test_revoking_every_key_does_not_reopen_the_api(database_url, model_dir):
+    app = create_app(make_settings(database_url, model_dir))
+    with app.state.sessionmaker() as s, s.begin():
+        _, row = api_keys.create(s, name="only", scopes=["admin"])
+        api_keys.revoke(s, prefix=row.prefix)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as c:
+            assert c.post("/v1/match", json=match_body()).status_code == 401
+    finally:
+        with app.state.sessionmaker() as s, s.begin():
+            s.query(ApiKey).delete()
+        app.state.engine.dispose()
+
+
+def test_required_keys_with_none_created_refuse_requests(database_url, model_dir):
+    app = create_app(make_settings(database_url, model_dir, require_api_keys=True))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.get("/v1/cluster-models").status_code == 401
+    app.state.engine.dispose()
+
+
+def test_recording_an_outcome_needs_admin(keyed):
+    c, read_key, admin_key, _ = keyed
+    created = c.post("/v1/match", json=match_body(), headers={"X-API-Key": read_key}).json()
+    body = {"chosen_model": "hospital", "decided_by": "t", "reason": "t"}
+    url = f"/v1/assessments/{created['assessment_id']}/outcome"
+    assert c.post(url, json=body, headers={"X-API-Key": read_key}).status_code == 403
+    assert c.post(url, json=body, headers={"X-API-Key": admin_key}).status_code == 201
