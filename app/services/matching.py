@@ -87,8 +87,13 @@ def _provenance(
     }
 
 
-def resolve_profile(session: Session, request: MatchRequest) -> ResolvedProfile:
-    """Merge the caller's values over the reference data and say where each came from."""
+def resolve_profile(
+    session: Session, request: MatchRequest, *, current_data_version: str | None = None
+) -> ResolvedProfile:
+    """Merge the caller's values over the reference data and say where each came from.
+
+    `current_data_version` saves a query when the caller (a batch) already knows it.
+    """
     country = None
     if request.country is not None:
         table, country = reference.get_country(session, iso3=request.country)
@@ -103,7 +108,7 @@ def resolve_profile(session: Session, request: MatchRequest) -> ResolvedProfile:
                 "rd_intensity_pct, government_investment_will)",
             )
         # Named even when unused, so every stored match says which snapshot was current.
-        data_version = reference.current_version(session)
+        data_version = current_data_version or reference.current_version(session)
 
     values: dict[str, Any] = {}
     used: dict[str, dict[str, Any]] = {}
@@ -438,10 +443,11 @@ def match_batch(session: Session, *, items: list[dict[str, Any]], settings: Sett
     results: list[dict[str, Any] | None] = [None] * len(items)
     prepared: dict[int, tuple[MatchRequest, ResolvedProfile, weight_profiles.ResolvedWeights]] = {}
     groups: dict[tuple[str, int, tuple[float, ...]], list[int]] = {}
+    data_version = reference.current_version(session)
     for index, raw in enumerate(items):
         try:
             request = MatchRequest.model_validate(raw)
-            resolved = resolve_profile(session, request)
+            resolved = resolve_profile(session, request, current_data_version=data_version)
             weights = weight_profiles.resolve(
                 session,
                 name=request.weight_profile,
