@@ -25,7 +25,7 @@ def get_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:  # async: no thread hop for a lookup
     settings: Settings = request.app.state.settings
     return settings
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -412,10 +412,13 @@ def _stored(request: MatchRequest, body: dict[str, Any]) -> tuple[Assessment, di
 def match(session: Session, *, request: MatchRequest, settings: Settings) -> dict[str, Any]:
     """Score one request and store it as an assessment; returns the response body."""
     row, response = _stored(request, _prepare(session, request, settings))
-    # A plain INSERT (no unit-of-work bookkeeping for an object nobody reads back in this request).
-    session.execute(insert(Assessment), [_row_values(row)])
+    # A Core INSERT: no ORM bookkeeping for an object nobody reads back in this request.
+    session.connection().execute(insert(ASSESSMENTS), [_row_values(row)])
     MATCHES.labels(response["recommended_model"], response["method"]).inc()
     return response
+
+
+ASSESSMENTS = cast(Table, Assessment.__table__)
 
 
 def _row_values(row: Assessment) -> dict[str, Any]:
@@ -492,7 +495,7 @@ def match_batch(session: Session, *, items: list[dict[str, Any]], settings: Sett
             results[index] = response
     if rows:
         # One executemany instead of the unit of work's per-object bookkeeping.
-        session.execute(insert(Assessment), [_row_values(row) for row in rows])
+        session.connection().execute(insert(ASSESSMENTS), [_row_values(row) for row in rows])
     for row in rows:
         MATCHES.labels(row.recommended_model, row.method).inc()
     return [r for r in results if r is not None]

@@ -7,6 +7,7 @@ import difflib
 import hashlib
 import io
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,7 @@ def load_snapshot(session: Session, *, path: Path) -> tuple[str, bool]:
     except OSError as exc:
         raise SnapshotError(f"cannot read {path}: {exc}") from exc
     parsed = parse_snapshot(content)
+    _current.clear()  # this process sees its own load at once
     current = session.scalar(select(DataSnapshot).where(DataSnapshot.is_current))
     if current is not None and current.version == parsed.version:
         return parsed.version, False
@@ -153,8 +155,21 @@ _cache: dict[str, ReferenceTable] = {}
 _cache_lock = threading.Lock()
 
 
+# Which snapshot is current changes only when an operator loads a new file; re-read it after
+# VERSION_TTL seconds so a load reaches every process within that time without a query a request.
+VERSION_TTL = 2.0
+_current: dict[str, tuple[float, str | None]] = {}  # database URL -> (read at, version)
+
+
 def current_version(session: Session) -> str | None:
-    return session.scalar(select(DataSnapshot.version).where(DataSnapshot.is_current))
+    """The version of the loaded snapshot (None before any load)."""
+    db = str(session.get_bind().engine.url)
+    read_at, version = _current.get(db, (-1e9, None))
+    if time.monotonic() - read_at < VERSION_TTL:
+        return version
+    version = session.scalar(select(DataSnapshot.version).where(DataSnapshot.is_current))
+    _current[db] = (time.monotonic(), version)
+    return version
 
 
 def reference_table(session: Session) -> ReferenceTable | None:
