@@ -107,7 +107,9 @@ def classifier_command(action: str, out: Path | None, activate: bool | None) -> 
     with get_sessionmaker()() as session, session.begin():
         if action == "train":
             result = registry.train(session, settings=settings, activate_new=activate)
-            print(f"{result['version']}: {result['decision']} ({registry._headline(result['metrics'])})")
+            print(
+                f"{result['version']}: {result['decision']} ({registry.metrics_headline(result['metrics'])})"
+            )
             return
         from scoring import classifier as clf
 

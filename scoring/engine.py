@@ -16,7 +16,7 @@ import numpy as np
 
 from scoring.cluster_models import MODEL_IDS
 from scoring.criteria import CRITERIA, FIT_CURVES, GATE_PENALTY, GATES, NUMERIC_CRITERIA, STAGE_FIT
-from scoring.profile import STAGES, CountryProfile, Stage
+from scoring.profile import STAGES, CountryProfile
 
 ENGINE_VERSION = "rules-1.0"
 
@@ -254,7 +254,3 @@ def explain_row(
         missing_inputs=missing,
         weights={c: float(w[j]) for j, c in enumerate(CRITERIA)},
     )
-
-
-def stage_from_index(index: float) -> Stage:
-    return STAGES[int(index)]

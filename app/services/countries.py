@@ -13,10 +13,6 @@ from scoring.derive import INDICATORS, DerivedValue
 from scoring.profile import Stage, level_of
 
 
-def normalise_code(iso3: str) -> str:
-    return iso3.strip().upper()
-
-
 def _derived_out(name: str, d: DerivedValue) -> dict[str, Any]:
     value = (
         d.value.value

@@ -155,10 +155,11 @@ def ensure_active(session: Session, *, settings: Settings) -> str:
         return f"classifier: version {active.version} active"
     result = train(session, settings=settings, activate_new=True)
     m = result["metrics"]
-    return f"classifier: trained and activated {result['version']} ({_headline(m)})"
+    return f"classifier: trained and activated {result['version']} ({metrics_headline(m)})"
 
 
-def _headline(metrics: dict[str, Any]) -> str:
+def metrics_headline(metrics: dict[str, Any]) -> str:
+    """One line of cross-validated macro-F1: classifier, rules, majority."""
     try:
         c = metrics["classifier"]["macro_f1"]["mean"]
         r = metrics["rule_engine"]["macro_f1"]["mean"]
