@@ -93,20 +93,25 @@ def fit_matrix(rows: np.ndarray) -> np.ndarray:
     return fits
 
 
+# Every gate as columns of arrays, so one comparison decides all gates of all profiles: the input
+# column it reads, its minimum (numeric gates) and, for stage gates, which stage indices pass.
+_GATE_COLUMN = np.array([CRITERIA.index(gate.criterion) for gate in GATES])
+_GATE_IS_STAGE = np.array([gate.stages is not None for gate in GATES])
+_GATE_MINIMUM = np.array([np.inf if gate.minimum is None else gate.minimum for gate in GATES])
+_GATE_STAGE_PASS = np.array(
+    [[gate.stages is not None and s in gate.stages for s in STAGES] for gate in GATES], dtype=float
+)  # (gates, stages)
+
+
 def gate_matrix(rows: np.ndarray) -> np.ndarray:
     """Gate outcomes, shape (n, len(GATES)): 1 passed, 0 failed, NaN not assessed."""
     rows = np.atleast_2d(rows)
-    out = np.full((rows.shape[0], len(GATES)), np.nan)
-    for g, gate in enumerate(GATES):
-        x = rows[:, CRITERIA.index(gate.criterion)]
-        known = ~np.isnan(x)
-        if gate.stages is not None:
-            passed = np.zeros(len(x), dtype=bool)
-            for stage in gate.stages:
-                passed |= x == _STAGE_INDEX[stage]
-            out[known, g] = passed[known]
-        else:
-            out[known, g] = x[known] >= gate.minimum
+    x = rows[:, _GATE_COLUMN]  # (n, gates); NaN where the input is unknown
+    numeric = (x >= _GATE_MINIMUM).astype(float)
+    stage_index = np.where(np.isnan(x) | ~_GATE_IS_STAGE, 0, x).astype(int)
+    by_stage = _GATE_STAGE_PASS[np.arange(len(GATES)), stage_index]
+    out = np.where(_GATE_IS_STAGE, by_stage, numeric)
+    out[np.isnan(x)] = np.nan
     return out
 
 
@@ -128,11 +133,11 @@ def scores(fits: np.ndarray, factors: np.ndarray, weights: np.ndarray) -> np.nda
     `weights` is one vector (criteria,) or one per profile (n, criteria).
     """
     assessed = ~np.isnan(fits[:, 0, :])  # (n, criteria); unknown inputs are unknown for every model
-    w = np.broadcast_to(weights, assessed.shape) * assessed
+    w = weights * assessed
     total = w.sum(axis=1)
     if np.any(total <= 0):
         raise WeightsError("weights", "every criterion with a weight > 0 lacks an input value")
-    weighted = np.einsum("nmc,nc->nm", np.nan_to_num(fits), w)
+    weighted = (np.where(np.isnan(fits), 0.0, fits) * w[:, None, :]).sum(axis=2)
     return weighted / total[:, None] * factors
 
 

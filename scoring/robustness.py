@@ -179,9 +179,12 @@ def _robustness(
     robust = np.zeros(n)
     shares = np.zeros((n, len(MODEL_IDS)))
     active = ~np.isnan(rows) & (w > 0)
-    filled = np.nan_to_num(fits)
+    filled = np.where(np.isnan(fits), 0.0, fits)
     # Profiles with the same known inputs share one set of weight samples.
-    masks, group = np.unique(active, axis=0, return_inverse=True)
+    if n == 1:
+        masks, group = active, np.zeros(1, dtype=int)
+    else:
+        masks, group = np.unique(active, axis=0, return_inverse=True)
     for g, mask in enumerate(masks):
         members = np.flatnonzero(group.ravel() == g)
         sampled = _sampled_weights(w, mask, samples, concentration, seed)  # (samples, criteria)
@@ -204,14 +207,14 @@ def _robustness(
 def _leave_one_out(fits: np.ndarray, factors: np.ndarray, w: np.ndarray, rows: np.ndarray) -> np.ndarray:
     assessed = ~np.isnan(rows)
     wa = w * assessed  # (n, criteria)
-    weighted = np.nan_to_num(fits) * wa[:, None, :]  # (n, models, criteria)
+    weighted = np.where(np.isnan(fits), 0.0, fits) * wa[:, None, :]  # (n, models, criteria)
     total = wa.sum(axis=1)  # (n,)
     # Dropping criterion j removes its term from the numerator and its weight from the total.
     numerator = weighted.sum(axis=2)[:, None, :] - np.transpose(weighted, (0, 2, 1))  # (n, criteria, models)
     remaining = total[:, None] - wa  # (n, criteria)
     with np.errstate(invalid="ignore", divide="ignore"):
         dropped = numerator / remaining[:, :, None] * factors[:, None, :]
-    top = np.argmax(np.nan_to_num(dropped, nan=-1.0), axis=2)
+    top = np.argmax(np.where(np.isnan(dropped), -1.0, dropped), axis=2)
     applicable = (wa > 0) & ((wa > 0).sum(axis=1, keepdims=True) >= 2)
     return np.where(applicable, top, -1)
 
@@ -229,19 +232,12 @@ def _counterfactual(rows: np.ndarray, w: np.ndarray, score_rows: np.ndarray) -> 
     best_value = np.full(n, np.nan)
     best_size = np.full(n, np.inf)
 
-    # 1. Another stage (size 1.0: any numeric move found below, at most one level, is smaller).
-    #    All stages of all profiles in one scoring call.
+    # Candidates, all scored in one call: (1) every other stage, size 1.0 (any numeric move found
+    # is at most one level, so smaller); (2) each numeric input moved by up to one level, both ways,
+    # on a coarse grid of a tenth of a level.
     stages = np.arange(len(STAGES), dtype=float)
-    candidate = np.repeat(rows, len(stages), axis=0)
-    candidate[:, 0] = np.tile(stages, n)
-    won_stage = _wins(candidate, w, np.repeat(runner_up, len(stages))).reshape(n, len(stages))
-    won_stage &= ~np.isnan(rows[:, :1]) & (rows[:, :1] != stages[None, :])
-    has = won_stage.any(axis=1)
-    best_column[has], best_value[has], best_size[has] = 0, np.argmax(won_stage, axis=1)[has], 1.0
-
-    # 2. Each numeric input moved by up to one level, both ways. A coarse grid scores every
-    #    move of every profile in one call; the moves tied for the smallest coarse win are then
-    #    narrowed on a finer grid towards the current value, all at once.
+    stage_rows = np.repeat(rows, len(stages), axis=0)
+    stage_rows[:, 0] = np.tile(stages, n)
     pairs = [(j, sign) for j in range(1, len(CRITERIA)) for sign in (1.0, -1.0)]
     column_of = np.array([j for j, _ in pairs])
     sign_of = np.array([sign for _, sign in pairs])
@@ -250,13 +246,26 @@ def _counterfactual(rows: np.ndarray, w: np.ndarray, score_rows: np.ndarray) -> 
     target = x[:, :, None] + sign_of[None, :, None] * offsets[None, None, :]  # (n, pairs, offsets)
     valid = ~np.isnan(target) & (target >= 0.0) & (target <= 1.0)
     i_idx, p_idx, k_idx = np.nonzero(valid)
-    candidate = rows[i_idx].copy()
-    candidate[np.arange(len(i_idx)), column_of[p_idx]] = target[i_idx, p_idx, k_idx]
+    moved_rows = rows[i_idx].copy()
+    moved_rows[np.arange(len(i_idx)), column_of[p_idx]] = target[i_idx, p_idx, k_idx]
+    won_all = _wins(
+        np.concatenate([stage_rows, moved_rows]),
+        w,
+        np.concatenate([np.repeat(runner_up, len(stages)), runner_up[i_idx]]),
+    )
+
+    won_stage = won_all[: len(stage_rows)].reshape(n, len(stages))
+    won_stage &= ~np.isnan(rows[:, :1]) & (rows[:, :1] != stages[None, :])
+    has = won_stage.any(axis=1)
+    best_column[has], best_value[has], best_size[has] = 0, np.argmax(won_stage, axis=1)[has], 1.0
+
     won = np.zeros(valid.shape, dtype=bool)
-    won[i_idx, p_idx, k_idx] = _wins(candidate, w, runner_up[i_idx])
+    won[i_idx, p_idx, k_idx] = won_all[len(stage_rows) :]
     any_win = won.any(axis=2)
     coarse = np.where(any_win, offsets[np.argmax(won, axis=2)], np.inf)  # (n, pairs)
     smallest = coarse.min(axis=1, keepdims=True)
+    # The moves tied for the smallest coarse win are then narrowed on a finer grid towards the
+    # current value, all at once.
     i_idx, p_idx = np.nonzero(any_win & (coarse == smallest))
     if len(i_idx):
         hi = coarse[i_idx, p_idx]
