@@ -29,6 +29,7 @@ from app.routers import classifier, compare, countries, match, meta, reports, we
 from app.security import READ_SCOPE, TokenBucket
 from app.services.api_keys import KeyRing
 from app.services.classifier_runtime import active_classifier
+from app.services.writer import AssessmentWriter
 
 log = logging.getLogger("clustermatch")
 
@@ -66,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except OperationalError:
         log.error("database unreachable at start-up; requests answer 503 until it is back")
     yield
+    app.state.writer.close()  # commits what is still queued
     app.state.engine.dispose()
 
 
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # SQLite has one writer at a time and a busy handler that sleeps with growing back-off; threads
     # of this process queue on a lock instead. PostgreSQL takes concurrent commits as they come.
     app.state.write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+    app.state.writer = AssessmentWriter(engine)
     app.state.keyring = KeyRing(app.state.sessionmaker)
     app.state.rate_limiter = (
         TokenBucket(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None

@@ -74,8 +74,8 @@ for _model, _curves in FIT_CURVES.items():
 CURVES = np.array(
     [[[np.interp(k, *FIT_CURVES[m][c]) for c in NUMERIC_CRITERIA] for m in MODEL_IDS] for k in KNOTS_X]
 )
-_SLOPE_LOW = (CURVES[1] - CURVES[0]) / 0.5
-_SLOPE_HIGH = (CURVES[2] - CURVES[1]) / 0.5
+SLOPE_LOW = (CURVES[1] - CURVES[0]) / 0.5
+SLOPE_HIGH = (CURVES[2] - CURVES[1]) / 0.5
 
 
 def fit_matrix(rows: np.ndarray) -> np.ndarray:
@@ -89,7 +89,7 @@ def fit_matrix(rows: np.ndarray) -> np.ndarray:
     fits[known, :, 0] = STAGE_TABLE[:, stage[known].astype(int)].T
     x = rows[:, None, 1:]  # (n, 1, numeric criteria); NaN in, NaN out
     # Below the middle knot only the low slope applies, above it the high slope takes over.
-    fits[:, :, 1:] = CURVES[0] + _SLOPE_LOW * np.minimum(x, 0.5) + _SLOPE_HIGH * np.maximum(x - 0.5, 0.0)
+    fits[:, :, 1:] = CURVES[0] + SLOPE_LOW * np.minimum(x, 0.5) + SLOPE_HIGH * np.maximum(x - 0.5, 0.0)
     return fits
 
 
@@ -115,16 +115,16 @@ def gate_matrix(rows: np.ndarray) -> np.ndarray:
     return out
 
 
-_GATE_MODEL = np.array([[gate.model == m for gate in GATES] for m in MODEL_IDS], dtype=float)
+GATE_MODEL = np.array([[gate.model == m for gate in GATES] for m in MODEL_IDS], dtype=float)
 
 
-_PENALTY_BY_FAILURES = GATE_PENALTY ** np.arange(len(GATES) + 1)
+PENALTY_BY_FAILURES = GATE_PENALTY ** np.arange(len(GATES) + 1)
 
 
 def gate_factors(gates: np.ndarray) -> np.ndarray:
     """Per-model multiplier from the gates, shape (n, models)."""
     failed = (gates == 0).astype(float)  # NaN (not assessed) counts as not failed
-    return _PENALTY_BY_FAILURES[(failed @ _GATE_MODEL.T).astype(int)]
+    return PENALTY_BY_FAILURES[(failed @ GATE_MODEL.T).astype(int)]
 
 
 def scores(fits: np.ndarray, factors: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -23,8 +23,13 @@ from functools import lru_cache
 import numpy as np
 
 from scoring.cluster_models import MODEL_IDS
-from scoring.criteria import CRITERIA
+from scoring.criteria import CRITERIA, GATES
 from scoring.engine import (
+    CURVES,
+    GATE_MODEL,
+    PENALTY_BY_FAILURES,
+    SLOPE_HIGH,
+    SLOPE_LOW,
     Evaluation,
     encode,
     explain_row,
@@ -42,9 +47,6 @@ DEFAULT_CONCENTRATION = 50.0  # Dirichlet alpha = concentration * normalised wei
 DEFAULT_SEED = 20231  # fixed: the same request always gets the same figure
 
 _STEP = 1 / 3  # one level
-_COARSE = 10  # the counterfactual first tries moves in steps of a tenth of a level ...
-_FINE_POINTS = 32  # ... then narrows the smallest winning move in 32 steps,
-_FINE_ROUNDS = 2  # twice: to 1/(30 * 32 * 32) of the scale, about 3e-5
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,77 +227,115 @@ def _wins(rows: np.ndarray, w: np.ndarray, runner_up: np.ndarray) -> np.ndarray:
     return rank_order(new)[:, 0] == runner_up
 
 
-def _counterfactual(rows: np.ndarray, w: np.ndarray, score_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+# The exact counterfactual. Along one numeric input, with the others fixed, every model's score is
+# piecewise affine: the fit curves bend only at 0.5 and the gates on that input switch only at their
+# thresholds. Between those breakpoints "the runner-up ranks first" is a set of affine inequalities,
+# so the smallest winning move is solved for, piece by piece, instead of searched for on a grid.
+_NUDGE = 1e-9  # a solved boundary is a tie; the reported point lies this far inside the winning side
+_NUMERIC = np.arange(1, len(CRITERIA))  # criterion columns of the numeric inputs
+_BREAKS = [
+    sorted(
+        {0.0, 0.5, 1.0} | {g.minimum for g in GATES if g.criterion == CRITERIA[j] and g.minimum is not None}
+    )
+    for j in _NUMERIC
+]
+_PIECES = max(len(b) for b in _BREAKS) - 1
+_PIECE_LO = np.array([b[:-1] + [1.0] * (_PIECES + 1 - len(b)) for b in _BREAKS])  # (numeric, pieces)
+_PIECE_HI = np.array([b[1:] + [1.0] * (_PIECES + 1 - len(b)) for b in _BREAKS])  # empty pieces: [1, 1)
+# Each piece is [lo, hi): a gate passes at its threshold (x >= minimum), so the threshold opens a piece.
+# Gate outcome on each piece for gates on that input, NaN for gates on other inputs (kept as they are).
+_PIECE_GATES = np.array(
+    [
+        [
+            [
+                float(lo >= g.minimum) if g.criterion == CRITERIA[j] and g.minimum is not None else np.nan
+                for g in GATES
+            ]
+            for lo in _PIECE_LO[k]
+        ]
+        for k, j in enumerate(_NUMERIC)
+    ]
+)  # (numeric, pieces, gates)
+# Fit on a piece as a + b * x: the curve's slope on that side of 0.5 and its value at the piece's start.
+_PIECE_SLOPE = np.where(
+    _PIECE_HI[None] <= 0.5, SLOPE_LOW[..., None], SLOPE_HIGH[..., None]
+)  # (models, numeric, pieces)
+_PIECE_START_FIT = (
+    CURVES[0][..., None]
+    + SLOPE_LOW[..., None] * np.minimum(_PIECE_LO[None], 0.5)
+    + SLOPE_HIGH[..., None] * np.maximum(_PIECE_LO[None] - 0.5, 0.0)
+)
+_PIECE_INTERCEPT = _PIECE_START_FIT - _PIECE_SLOPE * _PIECE_LO[None]
+# As (1, numeric, pieces, models), the layout the solver works in.
+_PIECE_SLOPE = np.transpose(_PIECE_SLOPE, (1, 2, 0))[None]
+_PIECE_INTERCEPT = np.transpose(_PIECE_INTERCEPT, (1, 2, 0))[None]
+_MODEL_INDEX = np.arange(len(MODEL_IDS))[None, None, None, :]
+
+
+def _counterfactual(
+    rows: np.ndarray, w: np.ndarray, fits: np.ndarray, gates: np.ndarray, score_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     n = len(rows)
     runner_up = rank_order(score_rows)[:, 1]
     best_column = np.full(n, -1)
     best_value = np.full(n, np.nan)
-    best_size = np.full(n, np.inf)
 
-    # Candidates, all scored in one call: (1) every other stage, size 1.0 (any numeric move found
-    # is at most one level, so smaller); (2) each numeric input moved by up to one level, both ways,
-    # on a coarse grid of a tenth of a level.
+    # 1. Another stage (size 1.0: any numeric move within one level is smaller), scored directly.
     stages = np.arange(len(STAGES), dtype=float)
-    stage_rows = np.repeat(rows, len(stages), axis=0)
-    stage_rows[:, 0] = np.tile(stages, n)
-    pairs = [(j, sign) for j in range(1, len(CRITERIA)) for sign in (1.0, -1.0)]
-    column_of = np.array([j for j, _ in pairs])
-    sign_of = np.array([sign for _, sign in pairs])
-    offsets = np.arange(1, _COARSE + 1) / _COARSE * _STEP
-    x = rows[:, column_of]  # (n, pairs)
-    target = x[:, :, None] + sign_of[None, :, None] * offsets[None, None, :]  # (n, pairs, offsets)
-    valid = ~np.isnan(target) & (target >= 0.0) & (target <= 1.0)
-    i_idx, p_idx, k_idx = np.nonzero(valid)
-    moved_rows = rows[i_idx].copy()
-    moved_rows[np.arange(len(i_idx)), column_of[p_idx]] = target[i_idx, p_idx, k_idx]
-    won_all = _wins(
-        np.concatenate([stage_rows, moved_rows]),
-        w,
-        np.concatenate([np.repeat(runner_up, len(stages)), runner_up[i_idx]]),
-    )
-
-    won_stage = won_all[: len(stage_rows)].reshape(n, len(stages))
+    candidate = np.repeat(rows, len(stages), axis=0)
+    candidate[:, 0] = np.tile(stages, n)
+    won_stage = _wins(candidate, w, np.repeat(runner_up, len(stages))).reshape(n, len(stages))
     won_stage &= ~np.isnan(rows[:, :1]) & (rows[:, :1] != stages[None, :])
     has = won_stage.any(axis=1)
-    best_column[has], best_value[has], best_size[has] = 0, np.argmax(won_stage, axis=1)[has], 1.0
+    best_column[has], best_value[has] = 0, np.argmax(won_stage, axis=1)[has]
 
-    won = np.zeros(valid.shape, dtype=bool)
-    won[i_idx, p_idx, k_idx] = won_all[len(stage_rows) :]
-    any_win = won.any(axis=2)
-    coarse = np.where(any_win, offsets[np.argmax(won, axis=2)], np.inf)  # (n, pairs)
-    smallest = coarse.min(axis=1, keepdims=True)
-    # The moves tied for the smallest coarse win are then narrowed on a finer grid towards the
-    # current value, all at once.
-    i_idx, p_idx = np.nonzero(any_win & (coarse == smallest))
-    if len(i_idx):
-        hi = coarse[i_idx, p_idx]
-        lo = hi - _STEP / _COARSE  # the next smaller coarse move lost (or is no move at all)
-        cols = column_of[p_idx]
-        fractions = np.arange(1, _FINE_POINTS + 1) / _FINE_POINTS
-        for _ in range(_FINE_ROUNDS):
-            # Split each (lo, hi] into _FINE_POINTS steps; the first winning one is the new hi.
-            moves = lo[:, None] + (hi - lo)[:, None] * fractions[None, :]  # (pairs found, points)
-            candidate = np.repeat(rows[i_idx], _FINE_POINTS, axis=0)
-            candidate[np.arange(len(candidate)), np.repeat(cols, _FINE_POINTS)] = (
-                x[i_idx, p_idx][:, None] + sign_of[p_idx][:, None] * moves
-            ).ravel()
-            ok = _wins(candidate, w, np.repeat(runner_up[i_idx], _FINE_POINTS)).reshape(moves.shape)
-            ok[:, -1] = True  # hi itself won
-            first = np.argmax(ok, axis=1)
-            rows_idx = np.arange(len(first))
-            hi = moves[rows_idx, first]
-            lo = np.where(first > 0, moves[rows_idx, np.maximum(first - 1, 0)], lo)
-        # Smallest refined move per profile; pairs are in criterion order, + before -, so the
-        # first of equals is the earlier criterion.
-        taken = np.zeros(n, dtype=bool)
-        for k in np.lexsort((p_idx, np.round(hi, 9), i_idx)):
-            i = i_idx[k]
-            if taken[i]:
-                continue  # a smaller move of this profile came first (sorted ascending)
-            taken[i] = True
-            best_column[i] = cols[k]
-            best_value[i] = x[i, p_idx[k]] + sign_of[p_idx[k]] * hi[k]
-            best_size[i] = hi[k]
+    # 2. Each numeric input j, on each piece: score_m(x) = p_m + q_m * x, shape (n, numeric, pieces, models).
+    wa = w * ~np.isnan(rows)  # weights of the known inputs
+    total = wa.sum(axis=1)[:, None, None, None]
+    filled = np.where(np.isnan(fits), 0.0, fits)
+    weighted = (filled * wa[:, None, :]).sum(axis=2)  # (n, models)
+    others = weighted[:, :, None] - filled[:, :, _NUMERIC] * wa[:, None, _NUMERIC]  # (n, models, numeric)
+    piece_gates = np.where(np.isnan(_PIECE_GATES), gates[:, None, None, :], _PIECE_GATES)
+    failed = (piece_gates == 0).astype(float) @ GATE_MODEL.T  # (n, numeric, pieces, models)
+    factor = PENALTY_BY_FAILURES[failed.astype(int)]
+    w_j = w[_NUMERIC][None, :, None, None]
+    others = np.transpose(others, (0, 2, 1))[:, :, None, :]  # (n, numeric, 1, models)
+    p = factor * (others + w_j * _PIECE_INTERCEPT) / total
+    q = factor * (w_j * _PIECE_SLOPE) / total
+
+    # The runner-up r is first at x when it beats every model before it and ties or beats those
+    # after it (ties go to the fixed model order): (p_r - p_m) + (q_r - q_m) x >= 0 for each m.
+    everyone = np.arange(n)
+    dp = p[everyone, :, :, runner_up][..., None] - p
+    dq = q[everyone, :, :, runner_up][..., None] - q
+    r = runner_up[:, None, None, None]
+    others_mask = r != _MODEL_INDEX
+    before_r = r > _MODEL_INDEX  # models ahead of r in the fixed order
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = -dp / dq
+    lower = np.where(others_mask & (dq > 0), bound, -np.inf).max(axis=3)  # (n, numeric, pieces)
+    upper = np.where(others_mask & (dq < 0), bound, np.inf).min(axis=3)
+    never = (others_mask & (dq == 0) & ((dp < 0) | ((dp == 0) & before_r))).any(axis=3)
+
+    x = rows[:, _NUMERIC][:, :, None]  # (n, numeric, 1); NaN where unknown
+    lo = np.maximum(lower, _PIECE_LO[None])
+    hi = np.minimum(upper, _PIECE_HI[None])
+    up_lo, up_hi = np.maximum(lo, x), np.minimum(hi, np.minimum(x + _STEP, 1.0))  # moving up
+    down_lo, down_hi = np.maximum(lo, np.maximum(x - _STEP, 0.0)), np.minimum(hi, x)  # moving down
+    up = np.where(~never & (up_hi - up_lo >= 2 * _NUDGE), up_lo + _NUDGE - x, np.inf).min(axis=2)
+    down = np.where(~never & (down_hi - down_lo >= 2 * _NUDGE), x - (down_hi - _NUDGE), np.inf).min(axis=2)
+
+    # Smallest move per profile; moves are in criterion order, up before down, so the first of
+    # equals is the earlier criterion.
+    moves = np.stack([up, down], axis=2).reshape(n, -1)  # (n, numeric * 2)
+    moves = np.where(np.isnan(moves), np.inf, moves)
+    k = np.argmin(np.round(moves, 9), axis=1)
+    size = moves[np.arange(n), k]
+    found = np.isfinite(size)
+    column = _NUMERIC[k // 2]
+    sign = np.where(k % 2 == 0, 1.0, -1.0)
+    best_column = np.where(found, column, best_column)
+    best_value = np.where(found, rows[np.arange(n), column] + sign * size, best_value)
     return best_column, best_value
 
 
@@ -321,7 +361,7 @@ def analyse(
     top = rank_order(score_rows)[:, 0]
     robust, shares = _robustness(fits, factors, top, w, rows, samples, concentration, seed)
     if what_if:
-        cf_column, cf_value = _counterfactual(rows, w, score_rows)
+        cf_column, cf_value = _counterfactual(rows, w, fits, gates, score_rows)
         loo_top = _leave_one_out(fits, factors, w, rows)
     else:
         cf_column, cf_value = np.full(len(rows), -1), np.full(len(rows), np.nan)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.csv_export import country_csv_rows, csv_response, wants_csv
 from app.dependencies import SessionDep, SettingsDep
+from app.json import JSONBody
 from app.routers.common import READ, problems
 from app.schemas import MatchRequest, MatchResponse, Method, ProfileName
 from app.schemas_countries import CountryDetail, CountryPage, ModelCountries
@@ -68,18 +70,29 @@ def get_country(iso3: ISO3Path, session: SessionDep) -> Any:
     responses={**READ, **problems(404, 422)},
     summary="Match a country's reference profile / 국가 참조 프로필로 모델 매칭",
 )
-def match_country(
+async def match_country(
     iso3: ISO3Path,
-    session: SessionDep,
+    http: Request,
     settings: SettingsDep,
     method: Method = Method.HYBRID,
     weight_profile: Annotated[ProfileName, Query()] = "default",
 ) -> Any:
     """Same response as `POST /v1/match` with only `country` given; stored as an assessment so its
     report can be opened later."""
-    _, country = reference.get_country(session, iso3=iso3)  # 404 with close matches for any unknown code
+    state = http.app.state
+    # 404 with close matches for any unknown code, before the code goes into a request.
+    _, country = await run_in_threadpool(_reference_country, state.sessionmaker, iso3)
     request = MatchRequest(country=country.iso3, method=method, weight_profile=weight_profile)
-    return JSONResponse(matching.match(session, request=request, settings=settings))
+    return JSONBody(
+        await matching.match(state.sessionmaker, state.writer, request=request, settings=settings)
+    )
+
+
+def _reference_country(
+    sessions: sessionmaker[Session], iso3: str
+) -> tuple[reference.ReferenceTable, reference.ReferenceCountry]:
+    with sessions() as session:
+        return reference.get_country(session, iso3=iso3)
 
 
 @router.get(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Header, Path, Query, Request
 
 from app.csv_export import batch_csv_response, wants_csv
 from app.dependencies import SessionDep, SettingsDep
+from app.json import JSONBody
 from app.openapi_examples import BATCH_EXAMPLE, MATCH_EXAMPLES
 from app.routers.common import READ, WRITE, problems
 from app.schemas import BatchRequest, BatchResponse, MatchRequest, MatchResponse
@@ -24,9 +24,9 @@ router = APIRouter(prefix="/v1", tags=["matching"])
     responses={**WRITE, **problems(404)},
     summary="Rank the four export models for a profile / 프로필에 맞는 수출 모델 순위",
 )
-def post_match(
+async def post_match(
     request: Annotated[MatchRequest, Body(openapi_examples=MATCH_EXAMPLES)],
-    session: SessionDep,
+    http: Request,
     settings: SettingsDep,
 ) -> Any:
     """Rank production, hospital, research and composite for one country profile, explain the
@@ -39,7 +39,9 @@ def post_match(
     """
     # The body is built by the service to the MatchResponse shape (the tests and the schema fuzzer
     # hold it to that); re-validating it here would cost more than the scoring itself.
-    return JSONResponse(matching.match(session, request=request, settings=settings), status_code=201)
+    state = http.app.state
+    body = await matching.match(state.sessionmaker, state.writer, request=request, settings=settings)
+    return JSONBody(body, status_code=201)
 
 
 @router.post(
@@ -51,9 +53,9 @@ def post_match(
     },
     summary="Rank many profiles in one call / 여러 프로필 일괄 평가",
 )
-def post_match_batch(
+async def post_match_batch(
     request: Annotated[BatchRequest, Body(openapi_examples=BATCH_EXAMPLE)],
-    session: SessionDep,
+    http: Request,
     settings: SettingsDep,
     format: Annotated[
         Literal["json", "csv"] | None, Query(description="csv: one row per item and model")
@@ -63,10 +65,13 @@ def post_match_batch(
     """Each item is a match request; results come back in the same order. A bad item gets its own
     error entry and does not fail the others. `?format=csv` (or `Accept: text/csv`) answers CSV in
     UTF-8 with BOM, ready for Excel. 항목별 오류는 해당 항목에만 표시됩니다."""
-    results = matching.match_batch(session, items=request.items, settings=settings)
+    state = http.app.state
+    results = await matching.match_batch(
+        state.sessionmaker, state.writer, items=request.items, settings=settings
+    )
     if wants_csv(format, accept):
         return batch_csv_response(results)
-    return JSONResponse({"results": results})
+    return JSONBody({"results": results})
 
 
 @router.get(
@@ -79,4 +84,4 @@ def get_assessment(
     assessment_id: Annotated[str, Path(min_length=1, max_length=64)], session: SessionDep
 ) -> Any:
     """The assessment exactly as it was returned when it was made. 생성 당시 응답 그대로 반환합니다."""
-    return JSONResponse(assessments.get_response(session, assessment_id=assessment_id))
+    return JSONBody(assessments.get_response(session, assessment_id=assessment_id))

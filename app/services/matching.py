@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
+import anyio.to_thread
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import Table, insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.errors import InvalidInput, ServiceError
@@ -18,7 +19,7 @@ from app.observability import MATCHES
 from app.schemas import PROFILE_INPUTS, BatchItemError, MatchRequest, Method, ProfileIn
 from app.services import reference, weight_profiles
 from app.services.classifier_runtime import ActiveClassifier, classifier_for_matching
-from models import Assessment
+from app.services.writer import AssessmentWriter
 from models.base import utcnow
 from scoring.cluster_models import BY_ID
 from scoring.engine import ENGINE_VERSION, Evaluation, WeightsError, encode
@@ -388,41 +389,47 @@ def _prepare(session: Session, request: MatchRequest, settings: Settings) -> dic
     )
 
 
-def _stored(request: MatchRequest, body: dict[str, Any]) -> tuple[Assessment, dict[str, Any]]:
+def _stored(request: MatchRequest, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the response with its new id, the assessment row that keeps it)."""
     created_at = utcnow()
     assessment_id = uuid.uuid4().hex
     response = {"assessment_id": assessment_id, "created_at": created_at.isoformat(), **body}
-    row = Assessment(
-        id=assessment_id,
-        created_at=created_at,
-        method=body["method"],
-        country_iso3=body["country"]["iso3"] if body["country"] else None,
-        recommended_model=body["recommended_model"],
-        weight_profile_name=body["weight_profile"]["name"],
-        weight_profile_version=body["weight_profile"]["version"],
-        engine_version=body["engine_version"],
-        model_version=body["model_version"],
-        data_version=body["data_version"],
-        request=request.model_dump(mode="json", exclude_none=True),
-        response=response,
-    )
-    return row, response
+    row = {
+        "id": assessment_id,
+        "created_at": created_at,
+        "method": body["method"],
+        "country_iso3": body["country"]["iso3"] if body["country"] else None,
+        "recommended_model": body["recommended_model"],
+        "weight_profile_name": body["weight_profile"]["name"],
+        "weight_profile_version": body["weight_profile"]["version"],
+        "engine_version": body["engine_version"],
+        "model_version": body["model_version"],
+        "data_version": body["data_version"],
+        "request": request.model_dump(mode="json", exclude_none=True),
+        "response": response,
+    }
+    return response, row
 
 
-def match(session: Session, *, request: MatchRequest, settings: Settings) -> dict[str, Any]:
-    """Score one request and store it as an assessment; returns the response body."""
-    row, response = _stored(request, _prepare(session, request, settings))
-    # A Core INSERT: no ORM bookkeeping for an object nobody reads back in this request.
-    session.connection().execute(insert(ASSESSMENTS), [_row_values(row)])
+def score(
+    sessions: sessionmaker[Session], *, request: MatchRequest, settings: Settings
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score one request: (response body, assessment row). Reads only; nothing is stored yet."""
+    with sessions() as session:
+        return _stored(request, _prepare(session, request, settings))
+
+
+async def match(
+    sessions: sessionmaker[Session], writer: AssessmentWriter, *, request: MatchRequest, settings: Settings
+) -> dict[str, Any]:
+    """Score one request in a worker thread, store it (group commit) and return the response body.
+
+    The body is returned only once its assessment is committed.
+    """
+    response, row = score(sessions, request=request, settings=settings)
+    await writer.write([row])
     MATCHES.labels(response["recommended_model"], response["method"]).inc()
     return response
-
-
-ASSESSMENTS = cast(Table, Assessment.__table__)
-
-
-def _row_values(row: Assessment) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in Assessment.__table__.columns}
 
 
 def _item_error(index: int, exc: ValidationError | ServiceError) -> dict[str, Any]:
@@ -436,11 +443,35 @@ def _item_error(index: int, exc: ValidationError | ServiceError) -> dict[str, An
     ).model_dump()
 
 
-def match_batch(session: Session, *, items: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
-    """Score many requests; a bad item yields its own error and does not fail the others.
+def score_batch(
+    sessions: sessionmaker[Session], *, items: list[dict[str, Any]], settings: Settings
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(results in item order, assessment rows). Reads only; nothing is stored yet."""
+    with sessions() as session:
+        return _score_batch(session, items=items, settings=settings)
 
-    Items that share weights are analysed together in one array pass; all rows go in one insert.
-    """
+
+async def match_batch(
+    sessions: sessionmaker[Session],
+    writer: AssessmentWriter,
+    *,
+    items: list[dict[str, Any]],
+    settings: Settings,
+) -> list[dict[str, Any]]:
+    """Score many requests and store them; a bad item yields its own error and does not fail the others."""
+    results, rows = await anyio.to_thread.run_sync(
+        functools.partial(score_batch, sessions, items=items, settings=settings)
+    )
+    await writer.write(rows)
+    for row in rows:
+        MATCHES.labels(row["recommended_model"], row["method"]).inc()
+    return results
+
+
+def _score_batch(
+    session: Session, *, items: list[dict[str, Any]], settings: Settings
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Items that share weights are analysed together in one array pass."""
     if len(items) > settings.batch_max_items:
         raise InvalidInput("items", f"at most {settings.batch_max_items} items per batch, got {len(items)}")
     results: list[dict[str, Any] | None] = [None] * len(items)
@@ -490,12 +521,7 @@ def match_batch(session: Session, *, items: list[dict[str, Any]], settings: Sett
             except ServiceError as exc:
                 results[index] = _item_error(index, exc)
                 continue
-            row, response = _stored(request, body)
+            response, row = _stored(request, body)
             rows.append(row)
             results[index] = response
-    if rows:
-        # One executemany instead of the unit of work's per-object bookkeeping.
-        session.connection().execute(insert(ASSESSMENTS), [_row_values(row) for row in rows])
-    for row in rows:
-        MATCHES.labels(row.recommended_model, row.method).inc()
-    return [r for r in results if r is not None]
+    return [r for r in results if r is not None], rows

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from scoring.cluster_models import MODEL_IDS
 from scoring.criteria import CRITERIA, DEFAULT_WEIGHTS
-from scoring.engine import encode, evaluate
+from scoring.engine import (
+    encode,
+    evaluate,
+    fit_matrix,
+    gate_factors,
+    gate_matrix,
+    rank_order,
+    scores,
+    weight_vector,
+)
 from scoring.robustness import analyse
 from tests.factories import profile
 
@@ -46,3 +56,36 @@ def test_counterfactual_change_really_puts_the_runner_up_first():
 def test_analysis_agrees_with_evaluate():
     p = profile("chaser", rd="high", will=0.6, healthcare_capacity="low")
     assert analyse(encode(p), DEFAULT_WEIGHTS).evaluation(0) == evaluate(p, DEFAULT_WEIGHTS)
+
+
+def _first_win_on_grid(row: np.ndarray, column: int, sign: float, runner_up: str, points: int) -> float:
+    """The smallest move of one input, on a grid of `points` steps per level, that puts `runner_up` first."""
+    w = weight_vector(DEFAULT_WEIGHTS)
+    moves = np.arange(1, points + 1) / points / 3
+    target = row[column] + sign * moves
+    inside = (target >= 0) & (target <= 1)
+    candidate = np.repeat(row[None], inside.sum(), axis=0)
+    candidate[:, column] = target[inside]
+    top = rank_order(scores(fit_matrix(candidate), gate_factors(gate_matrix(candidate)), w))[:, 0]
+    won = top == MODEL_IDS.index(runner_up)
+    return float(moves[inside][np.argmax(won)]) if won.any() else np.inf
+
+
+def test_counterfactual_is_the_smallest_winning_move():
+    """The solved move is no larger than any winning move a dense grid search finds."""
+    points = 3000
+    for i, row in enumerate(random_rows(40, seed=5)):
+        result = analyse(row, DEFAULT_WEIGHTS, samples=10)
+        cf = result.counterfactual_of(0)
+        grid_best = min(
+            _first_win_on_grid(row, j, sign, cf.target_model, points)
+            for j in range(1, len(CRITERIA))
+            if not np.isnan(row[j])
+            for sign in (1.0, -1.0)
+        )
+        if cf.change is None or cf.change.input == "innovation_stage":
+            assert grid_best == np.inf, i  # no numeric move was missed
+            continue
+        solved = abs(result.cf_value[0] - row[CRITERIA.index(cf.change.input)])
+        assert solved <= grid_best + 1e-9, i
+        assert grid_best - solved <= 1 / (3 * points) + 1e-9, i  # and the grid finds it a step later
