@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -17,18 +18,19 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings, get_settings
 from app.db import make_engine
-from app.errors import ServiceUnavailable, install_handlers
+from app.errors import ServiceError, ServiceUnavailable, install_handlers
 from app.middleware import BodyLimit
 from app.observability import RequestContext, configure_logging
 from app.routers import classifier, compare, countries, match, meta, reports, weights
 from app.security import READ_SCOPE, TokenBucket
+from app.services import reference, weight_profiles
 from app.services.api_keys import KeyRing
-from app.services.classifier_runtime import active_classifier
+from app.services.classifier_runtime import active_classifier, classifier_for_matching
 from app.services.writer import AssessmentWriter
 
 log = logging.getLogger("clustermatch")
@@ -66,9 +68,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             )
     except OperationalError:
         log.error("database unreachable at start-up; requests answer 503 until it is back")
+    _warm_caches(app)
+    # Everything loaded so far (libraries, the app, reference data once derived) lives as long as
+    # the process. Freezing it keeps it out of the garbage collector's full passes, which would
+    # otherwise walk ~200,000 objects (~100 ms, a pause every request in flight would wait out).
+    gc.freeze()
     yield
     app.state.writer.close()  # commits what is still queued
     app.state.engine.dispose()
+
+
+def _warm_caches(app: FastAPI) -> None:
+    """Derive the reference profiles and load the weights and classifier before the first request."""
+    try:
+        with app.state.sessionmaker() as session:
+            reference.reference_table(session)
+            weight_profiles.resolve(session, name="default", version=None, overrides=None)
+            classifier_for_matching(session, settings=app.state.settings)
+    except (SQLAlchemyError, ServiceError) as exc:  # not migrated or loaded yet: the first request will
+        log.info("caches not warmed at start-up: %s", exc)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, JSONDocument, UTCDateTime, utcnow
+from models.base import Base, JSONDocument, JSONText, UTCDateTime, utcnow
 
 
 class Assessment(Base):
@@ -24,6 +24,6 @@ class Assessment(Base):
     model_version: Mapped[str | None] = mapped_column(String(64))
     data_version: Mapped[str | None] = mapped_column(String(64))
     request: Mapped[dict] = mapped_column(JSONDocument())
-    response: Mapped[dict] = mapped_column(JSONDocument())
+    response: Mapped[dict] = mapped_column(JSONText())  # exactly the bytes the caller received
 
     __table_args__ = (Index("ix_assessments_created_at", "created_at"),)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, MetaData
+import orjson
+from sqlalchemy import JSON, DateTime, MetaData, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -28,6 +29,27 @@ class JSONDocument(TypeDecorator[object]):
         if dialect.name == "postgresql":
             return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(JSON())
+
+
+class JSONText(TypeDecorator[object]):
+    """A JSON document kept as the exact text it was written as: Text on every backend.
+
+    For documents written once and returned verbatim (an assessment's response): the database
+    does not parse them on write (JSONB's parse was most of an insert's cost on PostgreSQL), and
+    the stored bytes can be sent back as they are. Binds already-encoded text as it is, or encodes
+    any other JSON value; reads back the parsed value.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None or isinstance(value, str):
+            return value
+        return orjson.dumps(value).decode()
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else orjson.loads(value)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

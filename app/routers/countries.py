@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.csv_export import country_csv_rows, csv_response, wants_csv
 from app.dependencies import SessionDep, SettingsDep
-from app.json import JSONBody
 from app.routers.common import READ, problems
 from app.schemas import MatchRequest, MatchResponse, Method, ProfileName
 from app.schemas_countries import CountryDetail, CountryPage, ModelCountries
@@ -83,9 +82,8 @@ async def match_country(
     # 404 with close matches for any unknown code, before the code goes into a request.
     _, country = await run_in_threadpool(_reference_country, state.sessionmaker, iso3)
     request = MatchRequest(country=country.iso3, method=method, weight_profile=weight_profile)
-    return JSONBody(
-        await matching.match(state.sessionmaker, state.writer, request=request, settings=settings)
-    )
+    body = await matching.match(state.sessionmaker, state.writer, request=request, settings=settings)
+    return Response(body, media_type="application/json")
 
 
 def _reference_country(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 
 from app.csv_export import batch_csv_response, wants_csv
 from app.dependencies import SessionDep, SettingsDep
@@ -41,7 +41,7 @@ async def post_match(
     # hold it to that); re-validating it here would cost more than the scoring itself.
     state = http.app.state
     body = await matching.match(state.sessionmaker, state.writer, request=request, settings=settings)
-    return JSONBody(body, status_code=201)
+    return Response(body, status_code=201, media_type="application/json")
 
 
 @router.post(
@@ -84,4 +84,6 @@ def get_assessment(
     assessment_id: Annotated[str, Path(min_length=1, max_length=64)], session: SessionDep
 ) -> Any:
     """The assessment exactly as it was returned when it was made. 생성 당시 응답 그대로 반환합니다."""
-    return JSONBody(assessments.get_response(session, assessment_id=assessment_id))
+    return Response(
+        assessments.get_response_text(session, assessment_id=assessment_id), media_type="application/json"
+    )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from sqlalchemy import Text, select, type_coerce
 from sqlalchemy.orm import Session
 
 from app.errors import NotFound
@@ -18,5 +17,13 @@ def get(session: Session, *, assessment_id: str) -> Assessment:
     return row
 
 
-def get_response(session: Session, *, assessment_id: str) -> dict[str, Any]:
-    return get(session, assessment_id=assessment_id).response
+def get_response_text(session: Session, *, assessment_id: str) -> str:
+    """The stored response as the exact JSON text it was sent as."""
+    text = (
+        session.scalar(select(type_coerce(Assessment.response, Text)).where(Assessment.id == assessment_id))
+        if len(assessment_id) <= 32
+        else None
+    )
+    if text is None:
+        raise NotFound(f"assessment {assessment_id!r} does not exist")
+    return str(text)

@@ -61,6 +61,12 @@ _refused: dict[str, tuple[float, str]] = {}  # version -> (when, why): not re-ha
 REFUSAL_TTL = 30.0  # seconds before a refused artefact is tried again (it may have been restored)
 
 
+def in_memory(settings: Settings) -> bool:
+    """Whether `active_classifier` would answer now without a query."""
+    checked_at, version = _pointers.get(settings.database_url, (-1e9, None))
+    return time.monotonic() - checked_at < POINTER_TTL and (version is None or version in _loaded)
+
+
 def active_classifier(session: Session, *, settings: Settings) -> ActiveClassifier | None:
     """The active classifier version, or None while none has been trained; ArtefactRefused if broken."""
     checked_at, version = _pointers.get(settings.database_url, (-1e9, None))

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio.to_thread
 import numpy as np
+import orjson
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,7 +18,7 @@ from app.config import Settings
 from app.errors import InvalidInput, ServiceError
 from app.observability import MATCHES
 from app.schemas import PROFILE_INPUTS, BatchItemError, MatchRequest, Method, ProfileIn
-from app.services import reference, weight_profiles
+from app.services import classifier_runtime, reference, weight_profiles
 from app.services.classifier_runtime import ActiveClassifier, classifier_for_matching
 from app.services.writer import AssessmentWriter
 from models.base import utcnow
@@ -406,7 +407,7 @@ def _stored(request: MatchRequest, body: dict[str, Any]) -> tuple[dict[str, Any]
         "model_version": body["model_version"],
         "data_version": body["data_version"],
         "request": request.model_dump(mode="json", exclude_none=True),
-        "response": response,
+        "response": orjson.dumps(response).decode(),  # encoded once: stored and sent as these bytes
     }
     return response, row
 
@@ -419,17 +420,37 @@ def score(
         return _stored(request, _prepare(session, request, settings))
 
 
+def _in_memory(sessions: sessionmaker[Session], request: MatchRequest, settings: Settings) -> bool:
+    """Whether every look-up `score` makes for this request is answered from the in-process caches."""
+    db = str(sessions.kw["bind"].url)  # the key those caches use
+    return (
+        reference.in_memory(db, table=request.country is not None)
+        and weight_profiles.in_memory(db, request.weight_profile, request.weight_profile_version)
+        and (request.method is Method.RULES or classifier_runtime.in_memory(settings))
+    )
+
+
 async def match(
     sessions: sessionmaker[Session], writer: AssessmentWriter, *, request: MatchRequest, settings: Settings
-) -> dict[str, Any]:
-    """Score one request in a worker thread, store it (group commit) and return the response body.
+) -> str:
+    """Score one request, store it (group commit) and return the response, as the JSON text that was
+    stored, once it is committed.
 
-    The body is returned only once its assessment is committed.
+    Scoring is a fraction of a millisecond of CPU. When every look-up it needs is in memory (the
+    usual case: they are re-read every 2 s) it runs on the event loop; a thread hop would cost more,
+    and worker threads scoring at once fight over the GIL. Otherwise it runs in a worker thread, so
+    a query never blocks the loop. (A cache can expire between the check and the use; that costs one
+    short query on the loop, at most once per cache and TTL.)
     """
-    response, row = score(sessions, request=request, settings=settings)
+    if _in_memory(sessions, request, settings):
+        response, row = score(sessions, request=request, settings=settings)
+    else:
+        response, row = await anyio.to_thread.run_sync(
+            functools.partial(score, sessions, request=request, settings=settings)
+        )
     await writer.write([row])
     MATCHES.labels(response["recommended_model"], response["method"]).inc()
-    return response
+    return str(row["response"])
 
 
 def _item_error(index: int, exc: ValidationError | ServiceError) -> dict[str, Any]:

@@ -172,6 +172,13 @@ def current_version(session: Session) -> str | None:
     return version
 
 
+def in_memory(database_url: str, *, table: bool) -> bool:
+    """Whether `current_version` (and, with `table`, `reference_table`) would answer now without a query."""
+    read_at, version = _current.get(database_url, (-1e9, None))
+    fresh = time.monotonic() - read_at < VERSION_TTL
+    return fresh and (not table or version is None or version in _cache)
+
+
 def reference_table(session: Session) -> ReferenceTable | None:
     """The current snapshot, derived once per process and version (a snapshot never changes)."""
     version = current_version(session)

@@ -463,7 +463,9 @@ CHARTS = {"radar": radar_svg, "contributions": contributions_svg, "positioning":
 
 def chart_svg(session: Session, *, assessment_id: str, name: str, lang: Lang) -> str:
     """One chart of a stored assessment as a standalone SVG document; 404 for an unknown id."""
-    response = MatchResponse.model_validate(assessments.get_response(session, assessment_id=assessment_id))
+    response = MatchResponse.model_validate_json(
+        assessments.get_response_text(session, assessment_id=assessment_id)
+    )
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + CHARTS[name](response, lang)
 
 
@@ -941,5 +943,7 @@ def report_html(response: MatchResponse, lang: Lang, *, base_path: str) -> str:
 
 def render_report(session: Session, *, assessment_id: str, lang: Lang) -> str:
     """The report page of a stored assessment; 404 for an unknown id."""
-    response = MatchResponse.model_validate(assessments.get_response(session, assessment_id=assessment_id))
+    response = MatchResponse.model_validate_json(
+        assessments.get_response_text(session, assessment_id=assessment_id)
+    )
     return report_html(response, lang, base_path=f"/v1/assessments/{response.assessment_id}")

@@ -83,6 +83,15 @@ def _database_of(session: Session) -> str:
     return str(session.get_bind().engine.url)
 
 
+def in_memory(database_url: str, name: str, version: int | None) -> bool:
+    """Whether `resolve` would answer now without a query."""
+    if version is None:
+        checked_at, version = _latest.get((database_url, name), (-1e9, 0))
+        if time.monotonic() - checked_at >= LATEST_TTL:
+            return False
+    return (database_url, name, version) in _versions
+
+
 def _stored_weights(session: Session, name: str, version: int | None) -> tuple[int, dict[str, float]]:
     db = _database_of(session)
     if version is None:
