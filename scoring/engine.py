@@ -214,42 +214,47 @@ def explain_row(
     w_norm = w_used / w_used.sum()
     known_fit = ~np.isnan(fits)
     contribution = np.where(known_fit, fits * w_norm, 0.0)
-
-    ranking = []
-    for rank, m in enumerate(rank_order(score_row), start=1):
-        model = MODEL_IDS[m]
-        contributions = tuple(
-            Contribution(
-                criterion=c,
-                weight=float(w_norm[j]),
-                fit=float(fits[m, j]) if known_fit[m, j] else None,
-                contribution=float(contribution[m, j]),
-            )
-            for j, c in enumerate(CRITERIA)
-        )
-        gate_results = tuple(
+    # Plain Python numbers from here: per-element access to numpy scalars costs more than the maths.
+    fit_list, contribution_list, weight_list = fits.tolist(), contribution.tolist(), w_norm.tolist()
+    gate_list, score_list, factor_list = gates.tolist(), score_row.tolist(), factors.tolist()
+    gate_results_of = {model: [] for model in MODEL_IDS}
+    for gate, outcome in zip(GATES, gate_list, strict=True):
+        assessed_gate = outcome == outcome  # NaN (not assessed) is the one value unequal to itself
+        gate_results_of[gate.model].append(
             GateResult(
                 criterion=gate.criterion,
-                passed=bool(gates[g] != 0),
-                assessed=bool(not np.isnan(gates[g])),
+                passed=outcome != 0,
+                assessed=assessed_gate,
                 reason=gate.reason_en
-                if not np.isnan(gates[g])
+                if assessed_gate
                 else f"not assessed (no {gate.criterion} input); {gate.reason_en}",
                 reason_ko=gate.reason_ko,
                 source=gate.source,
             )
-            for g, gate in enumerate(GATES)
-            if gate.model == model
+        )
+
+    ranking = []
+    for rank, m in enumerate(rank_order(score_row).tolist(), start=1):
+        model = MODEL_IDS[m]
+        fits_m, contributions_m = fit_list[m], contribution_list[m]
+        contributions = tuple(
+            Contribution(
+                criterion=c,
+                weight=weight_list[j],
+                fit=None if fits_m[j] != fits_m[j] else fits_m[j],
+                contribution=contributions_m[j],
+            )
+            for j, c in enumerate(CRITERIA)
         )
         ranking.append(
             ModelScore(
                 model=model,
                 rank=rank,
-                score=float(score_row[m]),
-                fit=float(contribution[m].sum()),
-                gate_factor=float(factors[m]),
+                score=score_list[m],
+                fit=sum(contributions_m),
+                gate_factor=factor_list[m],
                 contributions=contributions,
-                gates=gate_results,
+                gates=tuple(gate_results_of[model]),
             )
         )
     missing = tuple(c for j, c in enumerate(CRITERIA) if not assessed[j])

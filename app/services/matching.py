@@ -23,6 +23,7 @@ from app.services.classifier_runtime import ActiveClassifier, classifier_for_mat
 from app.services.writer import AssessmentWriter
 from models.base import utcnow
 from scoring.cluster_models import BY_ID
+from scoring.criteria import CRITERIA
 from scoring.engine import ENGINE_VERSION, Evaluation, WeightsError, encode
 from scoring.profile import (
     CountryProfile,
@@ -218,6 +219,7 @@ def _ranking(
     blend: float,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    shown = {c: _display(profile, c) for c in CRITERIA}  # the same for every model
     for item in evaluation.ranking:
         en, ko = rationale(evaluation, item.model)
         prob = classifier_probs.get(item.model) if classifier_probs else None
@@ -234,7 +236,7 @@ def _ranking(
                 "contributions": [
                     {
                         "criterion": c.criterion,
-                        "value": _display(profile, c.criterion),
+                        "value": shown[c.criterion],
                         "weight": round(c.weight, 6),
                         "fit": None if c.fit is None else round(c.fit, 6),
                         "contribution": round(c.contribution, 6),
