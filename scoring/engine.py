@@ -217,7 +217,7 @@ def explain_row(
     # Plain Python numbers from here: per-element access to numpy scalars costs more than the maths.
     fit_list, contribution_list, weight_list = fits.tolist(), contribution.tolist(), w_norm.tolist()
     gate_list, score_list, factor_list = gates.tolist(), score_row.tolist(), factors.tolist()
-    gate_results_of = {model: [] for model in MODEL_IDS}
+    gate_results_of: dict[str, list[GateResult]] = {model: [] for model in MODEL_IDS}
     for gate, outcome in zip(GATES, gate_list, strict=True):
         assessed_gate = outcome == outcome  # NaN (not assessed) is the one value unequal to itself
         gate_results_of[gate.model].append(

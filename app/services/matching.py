@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -371,8 +373,76 @@ def _analyse(
         raise InvalidInput(exc.field, str(exc)) from exc
 
 
-def _prepare(session: Session, request: MatchRequest, settings: Settings) -> dict[str, Any]:
-    resolved = resolve_profile(session, request)
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One scored request, ready to be stored under any number of assessment ids."""
+
+    body_tail: str  # the response's JSON text after its opening brace, without id and time
+    columns: dict[str, Any]  # the assessment's indexed columns (method, recommended model, versions...)
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Scored:
+        columns = {
+            "method": body["method"],
+            "country_iso3": body["country"]["iso3"] if body["country"] else None,
+            "recommended_model": body["recommended_model"],
+            "weight_profile_name": body["weight_profile"]["name"],
+            "weight_profile_version": body["weight_profile"]["version"],
+            "engine_version": body["engine_version"],
+            "model_version": body["model_version"],
+            "data_version": body["data_version"],
+        }
+        return cls(orjson.dumps(body).decode()[1:], columns)
+
+    def row(self, request: MatchRequest) -> dict[str, Any]:
+        """A new assessment: a fresh id and time in front of the scored body (ids and ISO times need
+        no JSON escaping), encoded once, stored and sent as the same bytes."""
+        created_at = utcnow()
+        assessment_id = uuid.uuid4().hex
+        separator = "," if self.body_tail != "}" else ""
+        return {
+            "id": assessment_id,
+            "created_at": created_at,
+            **self.columns,
+            "request": request.model_dump(mode="json", exclude_none=True),
+            "response": f'{{"assessment_id":"{assessment_id}","created_at":"{created_at.isoformat()}"'
+            f"{separator}{self.body_tail}",
+        }
+
+
+class _Memo:
+    """Answers already scored in this process, for requests that come again (a portal re-asking for a
+    country, a consultant re-opening a scenario). The key holds everything an answer depends on:
+    the request as validated, and the versions of the reference data, the weight profile and the
+    classifier in use, so a new version of any of them is a miss, never a stale answer."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[Any, ...], Scored] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Scored | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def put(self, key: tuple[Any, ...], scored: Scored) -> None:
+        with self._lock:
+            self._items[key] = scored
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+MEMO = _Memo(size=1024)  # about 10 KB an answer: ~10 MB at most a process
+
+
+def _prepare(session: Session, request: MatchRequest, settings: Settings) -> Scored:
     weights = weight_profiles.resolve(
         session,
         name=request.weight_profile,
@@ -382,44 +452,40 @@ def _prepare(session: Session, request: MatchRequest, settings: Settings) -> dic
     classifier, why = None, None
     if request.method is not Method.RULES:
         classifier, why = classifier_for_matching(session, settings=settings)
-    return compute(
-        request=request,
-        resolved=resolved,
-        weights=weights,
-        classifier=classifier,
-        settings=settings,
-        classifier_note=why or "",
+    key = (
+        request.model_dump_json(),
+        reference.current_version(session),
+        weights.name,
+        weights.version,
+        tuple(weights.weights.values()),  # a profile's name and version are unique within one database only
+        classifier.version if classifier is not None else why,
     )
+    scored = MEMO.get(key)
+    if scored is None:  # a request that fails raises here, and nothing is remembered
+        body = compute(
+            request=request,
+            resolved=resolve_profile(session, request),
+            weights=weights,
+            classifier=classifier,
+            settings=settings,
+            classifier_note=why or "",
+        )
+        scored = Scored.of(body)
+        MEMO.put(key, scored)
+    return scored
 
 
 def _stored(request: MatchRequest, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the response with its new id, the assessment row that keeps it)."""
-    created_at = utcnow()
-    assessment_id = uuid.uuid4().hex
-    response = {"assessment_id": assessment_id, "created_at": created_at.isoformat(), **body}
-    row = {
-        "id": assessment_id,
-        "created_at": created_at,
-        "method": body["method"],
-        "country_iso3": body["country"]["iso3"] if body["country"] else None,
-        "recommended_model": body["recommended_model"],
-        "weight_profile_name": body["weight_profile"]["name"],
-        "weight_profile_version": body["weight_profile"]["version"],
-        "engine_version": body["engine_version"],
-        "model_version": body["model_version"],
-        "data_version": body["data_version"],
-        "request": request.model_dump(mode="json", exclude_none=True),
-        "response": orjson.dumps(response).decode(),  # encoded once: stored and sent as these bytes
-    }
-    return response, row
+    row = Scored.of(body).row(request)
+    return {"assessment_id": row["id"], "created_at": row["created_at"].isoformat(), **body}, row
 
 
-def score(
-    sessions: sessionmaker[Session], *, request: MatchRequest, settings: Settings
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Score one request: (response body, assessment row). Reads only; nothing is stored yet."""
+def score(sessions: sessionmaker[Session], *, request: MatchRequest, settings: Settings) -> dict[str, Any]:
+    """Score one request: the assessment row to store, whose "response" is the JSON text to send.
+    Reads only; nothing is stored yet."""
     with sessions() as session:
-        return _stored(request, _prepare(session, request, settings))
+        return _prepare(session, request, settings).row(request)
 
 
 def _in_memory(sessions: sessionmaker[Session], request: MatchRequest, settings: Settings) -> bool:
@@ -445,13 +511,13 @@ async def match(
     short query on the loop, at most once per cache and TTL.)
     """
     if _in_memory(sessions, request, settings):
-        response, row = score(sessions, request=request, settings=settings)
+        row = score(sessions, request=request, settings=settings)
     else:
-        response, row = await anyio.to_thread.run_sync(
+        row = await anyio.to_thread.run_sync(
             functools.partial(score, sessions, request=request, settings=settings)
         )
     await writer.write([row])
-    MATCHES.labels(response["recommended_model"], response["method"]).inc()
+    MATCHES.labels(row["recommended_model"], row["method"]).inc()
     return str(row["response"])
 
 

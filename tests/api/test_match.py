@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.main import create_app
+from app.services import matching, weight_profiles
 from models import Assessment
+from scoring.criteria import DEFAULT_WEIGHTS
 from tests.factories import match_body
 
 PROBLEM = "application/problem+json"
@@ -153,3 +157,37 @@ def test_counterfactual_names_a_request_field_and_its_value_really_wins(client):
     ).json()
     assert again["recommended_model"] == cf["target_model"]
     assert cf["summary"].startswith("In the rule engine")
+
+
+def _answer(response) -> dict:
+    """A match response without what belongs to the assessment itself (its id and time)."""
+    return {k: v for k, v in response.json().items() if k not in ("assessment_id", "created_at")}
+
+
+def test_a_repeated_request_is_a_new_assessment_with_the_same_answer(client):
+    body = match_body(healthcare_capacity="high", research_capacity=0.41)
+    first, second = client.post("/v1/match", json=body), client.post("/v1/match", json=body)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["assessment_id"] != second.json()["assessment_id"]
+    assert _answer(second) == _answer(first)
+    matching.MEMO.clear()  # the remembered answer is the one a fresh computation gives
+    third = client.post("/v1/match", json=body)
+    assert _answer(third) == _answer(first)
+    for response in (first, second, third):
+        stored = client.get(f"/v1/assessments/{response.json()['assessment_id']}")
+        assert stored.content == response.content  # byte for byte
+
+
+def test_a_new_weight_profile_version_is_not_answered_from_memory(client, monkeypatch):
+    monkeypatch.setattr(weight_profiles, "LATEST_TTL", 0.0)  # re-read the latest version every time
+    name = f"memo-{uuid.uuid4().hex[:8]}"
+    weights = dict(DEFAULT_WEIGHTS)
+    assert client.post("/v1/weight-profiles", json={"name": name, "weights": weights}).status_code == 201
+    body = {**match_body(), "weight_profile": name}
+    before = client.post("/v1/match", json=body).json()
+    assert client.post("/v1/match", json=body).json()["weight_profile"]["version"] == 1
+    weights["stage"] = 0.6
+    assert client.post("/v1/weight-profiles", json={"name": name, "weights": weights}).status_code == 201
+    after = client.post("/v1/match", json=body).json()
+    assert after["weight_profile"]["version"] == 2 and after["weights_used"]["stage"] == 0.6
+    assert after["ranking"] != before["ranking"]
