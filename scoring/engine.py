@@ -18,7 +18,8 @@ from scoring.cluster_models import MODEL_IDS
 from scoring.criteria import CRITERIA, FIT_CURVES, GATE_PENALTY, GATES, NUMERIC_CRITERIA, STAGE_FIT
 from scoring.profile import STAGES, CountryProfile
 
-ENGINE_VERSION = "rules-1.0"
+# 1.1: ties within TIE go to the fixed model order; the counterfactual is solved, not searched.
+ENGINE_VERSION = "rules-1.1"
 
 N_MODELS = len(MODEL_IDS)
 N_CRITERIA = len(CRITERIA)
@@ -141,9 +142,16 @@ def scores(fits: np.ndarray, factors: np.ndarray, weights: np.ndarray) -> np.nda
     return weighted / total[:, None] * factors
 
 
+# Scores that differ by less than this are equal. Equal fits reach a score by different sums, so an
+# exact tie can come out a last bit apart; without a tolerance the rounding, not the fixed model
+# order, would decide it.
+TIE_DECIMALS = 12
+TIE = 10.0**-TIE_DECIMALS
+
+
 def rank_order(score_rows: np.ndarray) -> np.ndarray:
-    """Model indices best first; ties broken by the fixed model order (stable sort)."""
-    return np.argsort(-score_rows, axis=-1, kind="stable")
+    """Model indices best first; ties (within TIE) broken by the fixed model order (stable sort)."""
+    return np.argsort(-np.round(score_rows, TIE_DECIMALS), axis=-1, kind="stable")
 
 
 @dataclass(frozen=True, slots=True)

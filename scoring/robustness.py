@@ -30,6 +30,8 @@ from scoring.engine import (
     PENALTY_BY_FAILURES,
     SLOPE_HIGH,
     SLOPE_LOW,
+    TIE,
+    TIE_DECIMALS,
     Evaluation,
     encode,
     explain_row,
@@ -198,6 +200,7 @@ def _robustness(
         sample_scores *= factors[members, :, None]
         # The first model with the highest score wins (first of equals, as rank_order). Walking the
         # four models is much faster than argmax along a short, strided middle axis.
+        np.round(sample_scores, TIE_DECIMALS, out=sample_scores)  # ties as rank_order sees them
         winners = np.zeros((len(members), samples), dtype=np.intp)
         best = sample_scores[:, 0, :]
         for m in range(1, len(MODEL_IDS)):
@@ -223,7 +226,7 @@ def _leave_one_out(fits: np.ndarray, factors: np.ndarray, w: np.ndarray, rows: n
     remaining = total[:, None] - wa  # (n, criteria)
     with np.errstate(invalid="ignore", divide="ignore"):
         dropped = numerator / remaining[:, :, None] * factors[:, None, :]
-    top = np.argmax(np.where(np.isnan(dropped), -1.0, dropped), axis=2)
+    top = np.argmax(np.where(np.isnan(dropped), -1.0, np.round(dropped, TIE_DECIMALS)), axis=2)
     applicable = (wa > 0) & ((wa > 0).sum(axis=1, keepdims=True) >= 2)
     return np.where(applicable, top, -1)
 
@@ -310,32 +313,47 @@ def _counterfactual(
     p = factor * (others + w_j * _PIECE_INTERCEPT) / total
     q = factor * (w_j * _PIECE_SLOPE) / total
 
-    # The runner-up r is first at x when it beats every model before it and ties or beats those
-    # after it (ties go to the fixed model order): (p_r - p_m) + (q_r - q_m) x >= 0 for each m.
+    # The runner-up r can be first at x only where (p_r - p_m) + (q_r - q_m) x >= 0 for every other
+    # model m; exact ties (which go to the fixed model order) are settled by the check below.
     everyone = np.arange(n)
     dp = p[everyone, :, :, runner_up][..., None] - p
     dq = q[everyone, :, :, runner_up][..., None] - q
     r = runner_up[:, None, None, None]
     others_mask = r != _MODEL_INDEX
-    before_r = r > _MODEL_INDEX  # models ahead of r in the fixed order
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = -dp / dq
     lower = np.where(others_mask & (dq > 0), bound, -np.inf).max(axis=3)  # (n, numeric, pieces)
     upper = np.where(others_mask & (dq < 0), bound, np.inf).min(axis=3)
-    never = (others_mask & (dq == 0) & ((dp < 0) | ((dp == 0) & before_r))).any(axis=3)
+    never = (others_mask & (dq == 0) & (dp < -TIE)).any(axis=3)  # a model ahead by a constant margin
 
     x = rows[:, _NUMERIC][:, :, None]  # (n, numeric, 1); NaN where unknown
     lo = np.maximum(lower, _PIECE_LO[None])
     hi = np.minimum(upper, _PIECE_HI[None])
-    up_lo, up_hi = np.maximum(lo, x), np.minimum(hi, np.minimum(x + _STEP, 1.0))  # moving up
-    down_lo, down_hi = np.maximum(lo, np.maximum(x - _STEP, 0.0)), np.minimum(hi, x)  # moving down
-    up = np.where(~never & (up_hi - up_lo >= 2 * _NUDGE), up_lo + _NUDGE - x, np.inf).min(axis=2)
-    down = np.where(~never & (down_hi - down_lo >= 2 * _NUDGE), x - (down_hi - _NUDGE), np.inf).min(axis=2)
+    # On each piece the nearest point of [lo, hi] within one level: just inside the interval, or
+    # the point itself when that is all there is (a threshold reached by exactly one level).
+    up_lo, up_hi = np.maximum(lo, x), np.minimum(hi, np.minimum(x + _STEP, 1.0))
+    down_lo, down_hi = np.maximum(lo, np.maximum(x - _STEP, 0.0)), np.minimum(hi, x)
+    # (An interval that closes by less than TIE is a rounding artefact of a boundary point: kept.)
+    up_gap, down_gap = np.maximum(up_hi - up_lo, 0.0), np.maximum(down_hi - down_lo, 0.0)
+    up = np.where(~never & (up_hi >= up_lo - TIE), up_lo + np.minimum(_NUDGE, up_gap / 2), np.nan)
+    down = np.where(~never & (down_hi >= down_lo - TIE), down_hi - np.minimum(_NUDGE, down_gap / 2), np.nan)
+    down = np.maximum(down, down_lo)  # never past the reach of one level
+    target = np.stack([up, down], axis=3)  # (n, numeric, pieces, up/down)
+    target[target == x[..., None]] = np.nan  # no move at all
 
-    # Smallest move per profile; moves are in criterion order, up before down, so the first of
-    # equals is the earlier criterion.
-    moves = np.stack([up, down], axis=2).reshape(n, -1)  # (n, numeric * 2)
-    moves = np.where(np.isnan(moves), np.inf, moves)
+    # The algebra proposes; the engine's own scoring (with its tie rule) decides. One call checks
+    # every proposed point of every profile.
+    i_idx, j_idx, k_idx, d_idx = np.nonzero(~np.isnan(target))
+    candidate = rows[i_idx].copy()
+    candidate[np.arange(len(i_idx)), _NUMERIC[j_idx]] = target[i_idx, j_idx, k_idx, d_idx]
+    won = _wins(candidate, w, runner_up[i_idx])
+    moves = np.full(target.shape, np.inf)
+    moves[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] = np.abs(
+        target[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] - x[i_idx[won], j_idx[won], 0]
+    )
+    moves = moves.min(axis=2).reshape(n, -1)  # (n, numeric * 2): criterion order, up before down
+
+    # Smallest move per profile; the first of equals is the earlier criterion, up before down.
     k = np.argmin(np.round(moves, 9), axis=1)
     size = moves[np.arange(n), k]
     found = np.isfinite(size)

@@ -459,6 +459,7 @@ def _prepare(session: Session, request: MatchRequest, settings: Settings) -> Sco
         weights.version,
         tuple(weights.weights.values()),  # a profile's name and version are unique within one database only
         classifier.version if classifier is not None else why,
+        (settings.robustness_samples, settings.robustness_concentration, settings.hybrid_classifier_weight),
     )
     scored = MEMO.get(key)
     if scored is None:  # a request that fails raises here, and nothing is remembered

@@ -26,6 +26,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import OperationalError
 
+from app.errors import ServiceUnavailable
 from models import Assessment
 
 log = logging.getLogger("clustermatch.writer")
@@ -59,6 +60,7 @@ class AssessmentWriter:
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._closed = False
 
     async def write(self, rows: list[dict[str, Any]]) -> None:
         """Queue `rows` and wait, without blocking the event loop, until they are committed."""
@@ -66,25 +68,24 @@ class AssessmentWriter:
 
     def submit(self, rows: list[dict[str, Any]]) -> Future[None]:
         pending = _Pending(rows)
-        self._ensure_started()
-        self._queue.put(pending)
-        return pending.done
-
-    def close(self) -> None:
-        """Commit what is queued, then stop the thread (graceful shutdown)."""
         with self._start_lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout=30)
-
-    def _ensure_started(self) -> None:
-        if self._thread is not None:
-            return
-        with self._start_lock:
+            if self._closed:
+                raise ServiceUnavailable("the service is shutting down; send the request again")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="assessment-writer", daemon=True)
                 self._thread.start()
+            self._queue.put(pending)
+        return pending.done
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the thread (graceful shutdown); later writes get 503."""
+        with self._start_lock:
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._queue.put(None)
+        if thread is not None:
+            thread.join(timeout=30)
 
     def _run(self) -> None:
         stopping = False
@@ -103,9 +104,20 @@ class AssessmentWriter:
                     break
                 batch.append(item)
                 count += len(item.rows)
-            self._commit(batch)
+            # A request cancelled while it waited (client gone, shutdown timeout) was never answered:
+            # its rows are dropped. The others can no longer be cancelled, so their results can be set.
+            batch = [pending for pending in batch if pending.done.set_running_or_notify_cancel()]
+            try:
+                self._commit(batch)
+            except Exception as exc:  # keep writing for everyone else; these requests fail
+                log.exception("assessment writer failed")
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(exc)
 
     def _commit(self, batch: list[_Pending]) -> None:
+        if not batch:
+            return
         try:
             self._insert([row for pending in batch for row in pending.rows])
         except OperationalError as exc:  # the database is down: every waiting request answers 503

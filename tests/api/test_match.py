@@ -11,6 +11,7 @@ from app.main import create_app
 from app.services import matching, weight_profiles
 from models import Assessment
 from scoring.criteria import DEFAULT_WEIGHTS
+from tests.conftest import make_settings
 from tests.factories import match_body
 
 PROBLEM = "application/problem+json"
@@ -191,3 +192,12 @@ def test_a_new_weight_profile_version_is_not_answered_from_memory(client, monkey
     after = client.post("/v1/match", json=body).json()
     assert after["weight_profile"]["version"] == 2 and after["weights_used"]["stage"] == 0.6
     assert after["ranking"] != before["ranking"]
+
+
+def test_an_answer_remembered_under_other_settings_is_not_reused(client, database_url, model_dir):
+    body = match_body(research_capacity=0.37)
+    assert client.post("/v1/match", json=body).json()["robustness_detail"]["samples"] == 1000
+    other = create_app(make_settings(database_url, model_dir, robustness_samples=50))
+    with TestClient(other) as c:
+        assert c.post("/v1/match", json=body).json()["robustness_detail"]["samples"] == 50
+    other.state.engine.dispose()

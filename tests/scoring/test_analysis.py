@@ -16,6 +16,7 @@ from scoring.engine import (
     scores,
     weight_vector,
 )
+from scoring.profile import CountryProfile, Stage
 from scoring.robustness import analyse
 from tests.factories import profile
 
@@ -89,3 +90,22 @@ def test_counterfactual_is_the_smallest_winning_move():
         solved = abs(result.cf_value[0] - row[CRITERIA.index(cf.change.input)])
         assert solved <= grid_best + 1e-9, i
         assert grid_best - solved <= 1 / (3 * points) + 1e-9, i  # and the grid finds it a step later
+
+
+def test_an_exact_tie_goes_to_the_earlier_model_whatever_the_last_bit():
+    # Hospital and composite score exactly 0.775 here; their sums differ in the last bit.
+    p = profile(
+        "chaser", rd="medium", will="high", healthcare_capacity="medium", private_sector_strength="medium"
+    )
+    ranking = evaluate(p, DEFAULT_WEIGHTS).ranking
+    assert abs(ranking[0].score - ranking[1].score) < 1e-12
+    assert [ranking[0].model, ranking[1].model] == ["hospital", "composite"]  # MODEL_IDS order
+
+
+def test_a_move_of_exactly_one_level_is_found():
+    # Composite is runner-up; public will from 1/3 to 2/3 (one level) passes its high-will gate.
+    p = CountryProfile(Stage.LEADER, rd=1.0, public_investment_will=1 / 3, research_capacity=0.0)
+    cf = analyse(encode(p), DEFAULT_WEIGHTS, samples=10).counterfactual_of(0)
+    assert cf.target_model == "composite"
+    assert cf.change is not None and cf.change.input == "public_investment_will"
+    assert cf.change.to_value == 0.6667

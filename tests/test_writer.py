@@ -1,0 +1,95 @@
+"""The group-commit writer: rows are committed before their writers hear back, and one cancelled
+request does not stop writing for the others. Both backends, real databases."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from app.db import make_engine
+from app.errors import ServiceUnavailable
+from app.services.writer import AssessmentWriter
+from models import Assessment
+from models.base import utcnow
+
+
+def assessment_row() -> dict:
+    return {
+        "id": uuid.uuid4().hex,
+        "created_at": utcnow(),
+        "method": "rules",
+        "country_iso3": None,
+        "recommended_model": "hospital",
+        "weight_profile_name": "default",
+        "weight_profile_version": 1,
+        "engine_version": "test",
+        "model_version": None,
+        "data_version": None,
+        "request": {},
+        "response": '{"assessment_id":"x"}',
+    }
+
+
+def stored_ids(engine, ids: list[str]) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.scalars(select(Assessment.id).where(Assessment.id.in_(ids))))
+
+
+def test_rows_are_committed_when_write_returns(database_url):
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    rows = [assessment_row() for _ in range(20)]
+
+    async def many_at_once() -> None:
+        await asyncio.gather(*(writer.write([row]) for row in rows))
+
+    asyncio.run(many_at_once())
+    assert stored_ids(engine, [r["id"] for r in rows]) == {r["id"] for r in rows}
+    writer.close()
+    engine.dispose()
+
+
+def test_a_cancelled_write_is_dropped_and_the_writer_goes_on(database_url, monkeypatch):
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    release = threading.Event()
+    real_insert = writer._insert
+
+    def held_insert(rows: list[dict]) -> None:
+        release.wait(10)  # the first commit waits, so the next writes queue behind it
+        real_insert(rows)
+
+    monkeypatch.setattr(writer, "_insert", held_insert)
+    first, cancelled, third, after = (assessment_row() for _ in range(4))
+
+    async def scenario() -> None:
+        a = asyncio.ensure_future(writer.write([first]))
+        await asyncio.sleep(0.1)
+        b = asyncio.ensure_future(writer.write([cancelled]))
+        c = asyncio.ensure_future(writer.write([third]))
+        await asyncio.sleep(0.1)
+        b.cancel()
+        release.set()
+        await asyncio.wait_for(asyncio.gather(a, c), 10)
+        await asyncio.wait_for(writer.write([after]), 10)  # the writer still writes
+
+    asyncio.run(scenario())
+    ids = [r["id"] for r in (first, cancelled, third, after)]
+    assert stored_ids(engine, ids) == {first["id"], third["id"], after["id"]}
+    writer.close()
+    engine.dispose()
+
+
+def test_writes_after_close_are_refused_with_503(database_url):
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    asyncio.run(writer.write([assessment_row()]))
+    writer.close()
+    with pytest.raises(ServiceUnavailable) as refused:
+        writer.submit([assessment_row()])
+    assert refused.value.status == 503
+    engine.dispose()
