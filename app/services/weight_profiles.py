@@ -77,6 +77,7 @@ def validate_weights(weights: dict[str, float], *, field: str = "weights") -> di
 LATEST_TTL = 2.0
 _versions: dict[tuple[str, str, int], dict[str, float]] = {}
 _latest: dict[tuple[str, str], tuple[float, int]] = {}
+_resolved: dict[tuple[str, str, int], ResolvedWeights] = {}
 
 
 def _database_of(session: Session) -> str:
@@ -113,8 +114,13 @@ def resolve(
 ) -> ResolvedWeights:
     """The weights a match uses: a stored profile version with the request's partial overrides on top."""
     found_version, weights = _stored_weights(session, name, version)
-    merged = {**weights, **(overrides or {})}
-    return ResolvedWeights(name, found_version, validate_weights(merged))
+    if not overrides:  # a stored version never changes: validated once per process
+        key = (_database_of(session), name, found_version)
+        resolved = _resolved.get(key)
+        if resolved is None:
+            resolved = _resolved[key] = ResolvedWeights(name, found_version, validate_weights(dict(weights)))
+        return resolved
+    return ResolvedWeights(name, found_version, validate_weights({**weights, **overrides}))
 
 
 def create(
