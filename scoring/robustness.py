@@ -419,7 +419,7 @@ def robustness(
 ) -> Robustness:
     """Share of Dirichlet-perturbed weight vectors under which the top model stays on top."""
     return analyse(
-        encode(profile), weights, samples=samples, concentration=concentration, seed=seed
+        encode(profile), weights, samples=samples, concentration=concentration, seed=seed, what_if=False
     ).robustness_of(0)
 
 
