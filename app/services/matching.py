@@ -413,8 +413,9 @@ class Scored:
 class _Memo:
     """Answers already scored in this process, for requests that come again (a portal re-asking for a
     country, a consultant re-opening a scenario). The key holds everything an answer depends on:
-    the request as validated, and the versions of the reference data, the weight profile and the
-    classifier in use, so a new version of any of them is a miss, never a stale answer."""
+    the request as validated, the versions of the reference data, the weight profile (and its
+    weights) and the classifier in use, and the scoring settings, so a new version of any of them is
+    a miss, never a stale answer. Failed requests are never remembered."""
 
     def __init__(self, size: int) -> None:
         self._size = size
