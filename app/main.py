@@ -61,6 +61,7 @@ SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.writer.reopen()
     try:
         if not app.state.keyring.any_keys():
             log.warning(

@@ -51,7 +51,7 @@ from threadpoolctl import threadpool_limits
 
 from scoring.cluster_models import CLUSTER_MODELS, MODEL_IDS
 from scoring.criteria import DEFAULT_WEIGHTS, NUMERIC_CRITERIA
-from scoring.engine import encode, fit_matrix, gate_factors, gate_matrix, scores, weight_vector
+from scoring.engine import encode, fit_matrix, gate_factors, gate_matrix, rank_order, scores, weight_vector
 from scoring.profile import LEVEL_VALUE, STAGES, CountryProfile, Level
 
 # --- the case file --------------------------------------------------------------------------
@@ -619,12 +619,12 @@ def engine_probabilities(rows: np.ndarray) -> np.ndarray:
 
 def _engine_predictions(rows: np.ndarray) -> np.ndarray:
     raw = scores(fit_matrix(rows), gate_factors(gate_matrix(rows)), weight_vector(DEFAULT_WEIGHTS))
-    return np.array([MODEL_IDS[i] for i in np.argmax(raw, axis=1)])  # first max = engine's tie order
+    return np.array([MODEL_IDS[i] for i in rank_order(raw)[:, 0]])  # the engine's own first place
 
 
 def _predict_labels(proba: np.ndarray) -> np.ndarray:
-    """Argmax in LABELS (= engine model) order; ties go to the earlier model."""
-    return np.array(LABELS)[np.argmax(proba, axis=1)]
+    """Argmax in LABELS (= engine model) order; ties (within the engine's TIE) go to the earlier model."""
+    return np.array(LABELS)[rank_order(proba)[:, 0]]
 
 
 def _log_loss(y: np.ndarray, proba: np.ndarray) -> float:

@@ -15,7 +15,6 @@ batch of a thousand costs little more than one; `robustness`, `leave_one_out` an
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -97,7 +96,8 @@ class Analysis:
     first_place: np.ndarray  # (n, models) share of samples won
     loo_top: np.ndarray  # (n, criteria) top model index without that criterion; -1 if not applicable
     cf_column: np.ndarray  # (n,) criterion moved for the runner-up to win; -1 if none
-    cf_value: np.ndarray  # (n,) to what
+    cf_value: np.ndarray  # (n,) to what (the smallest winning value, unrounded)
+    cf_shown: np.ndarray  # (n,) the same as reported: rounded away from the current value, still winning
     samples: int
     concentration: float
     seed: int
@@ -137,18 +137,14 @@ class Analysis:
                 Change("innovation_stage", current_stage, STAGES[int(value)].value, None, None, 1.0),
             )
         current = float(self.rows[i, j])
-        # Reported to 4 decimals, rounded away from the current value: the search stops just past
-        # the boundary (often a gate threshold such as 2/3), and rounding back towards the current
-        # value could land on the losing side.
-        rounded = math.ceil(value * 1e4) / 1e4 if value > current else math.floor(value * 1e4) / 1e4
-        rounded = min(1.0, max(0.0, rounded))
+        shown = float(self.cf_shown[i])
         change = Change(
             CRITERIA[j],
             round(current, 4),
-            rounded,
+            shown,
             level_of(current).value,
-            level_of(rounded).value,
-            round(abs(rounded - current), 6),
+            level_of(shown).value,
+            round(abs(shown - current), 6),
         )
         return Counterfactual(runner_up, change)
 
@@ -330,16 +326,20 @@ def _counterfactual(
     lo = np.maximum(lower, _PIECE_LO[None])
     hi = np.minimum(upper, _PIECE_HI[None])
     # On each piece the nearest point of [lo, hi] within one level: just inside the interval, or
-    # the point itself when that is all there is (a threshold reached by exactly one level).
-    up_lo, up_hi = np.maximum(lo, x), np.minimum(hi, np.minimum(x + _STEP, 1.0))
-    down_lo, down_hi = np.maximum(lo, np.maximum(x - _STEP, 0.0)), np.minimum(hi, x)
-    # (An interval that closes by less than TIE is a rounding artefact of a boundary point: kept.)
+    # the point itself when that is all there is (a threshold reached by exactly one level). An
+    # interval that closes by less than TIE is a rounding artefact of such a point and is kept.
+    reach_up, reach_down = np.minimum(x + _STEP, 1.0), np.maximum(x - _STEP, 0.0)
+    up_lo, up_hi = np.maximum(lo, x), np.minimum(hi, reach_up)
+    down_lo, down_hi = np.maximum(lo, reach_down), np.minimum(hi, x)
     up_gap, down_gap = np.maximum(up_hi - up_lo, 0.0), np.maximum(down_hi - down_lo, 0.0)
     up = np.where(~never & (up_hi >= up_lo - TIE), up_lo + np.minimum(_NUDGE, up_gap / 2), np.nan)
     down = np.where(~never & (down_hi >= down_lo - TIE), down_hi - np.minimum(_NUDGE, down_gap / 2), np.nan)
-    down = np.maximum(down, down_lo)  # never past the reach of one level
+    # Within one level, and a move in its own direction (NaN compares false: dropped).
+    up = np.minimum(up, reach_up)
+    up[~(up > x)] = np.nan
+    down = np.maximum(down, reach_down)
+    down[~(down < x)] = np.nan
     target = np.stack([up, down], axis=3)  # (n, numeric, pieces, up/down)
-    target[target == x[..., None]] = np.nan  # no move at all
 
     # The algebra proposes; the engine's own scoring (with its tie rule) decides. One call checks
     # every proposed point of every profile.
@@ -351,17 +351,46 @@ def _counterfactual(
     moves[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] = np.abs(
         target[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] - x[i_idx[won], j_idx[won], 0]
     )
-    moves = moves.min(axis=2).reshape(n, -1)  # (n, numeric * 2): criterion order, up before down
+    nearest = np.argmin(moves, axis=2)[:, :, None, :]  # the nearest confirmed piece, per input and way
+    best_moves = np.take_along_axis(moves, nearest, axis=2).reshape(n, -1)  # (n, numeric * 2)
+    targets = np.take_along_axis(target, nearest, axis=2).reshape(n, -1)  # criterion order, up first
 
     # Smallest move per profile; the first of equals is the earlier criterion, up before down.
-    k = np.argmin(np.round(moves, 9), axis=1)
-    size = moves[np.arange(n), k]
-    found = np.isfinite(size)
-    column = _NUMERIC[k // 2]
-    sign = np.where(k % 2 == 0, 1.0, -1.0)
-    best_column = np.where(found, column, best_column)
-    best_value = np.where(found, rows[np.arange(n), column] + sign * size, best_value)
+    k = np.argmin(np.round(best_moves, 9), axis=1)
+    found = np.isfinite(best_moves[np.arange(n), k])
+    best_column = np.where(found, _NUMERIC[k // 2], best_column)
+    best_value = np.where(found, targets[np.arange(n), k], best_value)
     return best_column, best_value
+
+
+_SHOWN_DECIMALS = (4, 6, 9)  # a counterfactual value is reported to the fewest of these that still wins
+
+
+def _shown(
+    rows: np.ndarray, w: np.ndarray, score_rows: np.ndarray, column: np.ndarray, value: np.ndarray
+) -> np.ndarray:
+    """Counterfactual values as reported: rounded away from the current value to 4 decimals, or to 6
+    or 9 where a narrower winning window needs it (checked by scoring), else exact."""
+    numeric = np.flatnonzero(column > 0)
+    shown = value.copy()
+    if not len(numeric):
+        return shown
+    current = rows[numeric, column[numeric]]
+    tries = []
+    for decimals in _SHOWN_DECIMALS:
+        scale = 10.0**decimals
+        away = np.where(
+            value[numeric] > current, np.ceil(value[numeric] * scale), np.floor(value[numeric] * scale)
+        )
+        tries.append(np.clip(away / scale, 0.0, 1.0))
+    tried = np.stack(tries, axis=1)  # (numeric found, decimals)
+    candidate = np.repeat(rows[numeric], len(_SHOWN_DECIMALS), axis=0)
+    candidate[np.arange(len(candidate)), np.repeat(column[numeric], len(_SHOWN_DECIMALS))] = tried.ravel()
+    runner_up = np.repeat(rank_order(score_rows[numeric])[:, 1], len(_SHOWN_DECIMALS))
+    ok = _wins(candidate, w, runner_up).reshape(tried.shape)
+    first = np.argmax(ok, axis=1)
+    shown[numeric] = np.where(ok.any(axis=1), tried[np.arange(len(numeric)), first], value[numeric])
+    return shown
 
 
 def analyse(
@@ -387,9 +416,11 @@ def analyse(
     robust, shares = _robustness(fits, factors, top, w, rows, samples, concentration, seed)
     if what_if:
         cf_column, cf_value = _counterfactual(rows, w, fits, gates, score_rows)
+        cf_shown = _shown(rows, w, score_rows, cf_column, cf_value)
         loo_top = _leave_one_out(fits, factors, w, rows)
     else:
         cf_column, cf_value = np.full(len(rows), -1), np.full(len(rows), np.nan)
+        cf_shown = cf_value
         loo_top = np.full(rows.shape, -1)
     return Analysis(
         rows=rows,
@@ -403,6 +434,7 @@ def analyse(
         loo_top=loo_top,
         cf_column=cf_column,
         cf_value=cf_value,
+        cf_shown=cf_shown,
         samples=samples,
         concentration=concentration,
         seed=seed,

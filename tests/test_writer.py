@@ -8,13 +8,16 @@ import threading
 import uuid
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.db import make_engine
 from app.errors import ServiceUnavailable
+from app.main import create_app
 from app.services.writer import AssessmentWriter
 from models import Assessment
 from models.base import utcnow
+from tests.factories import match_body
 
 
 def assessment_row() -> dict:
@@ -93,3 +96,11 @@ def test_writes_after_close_are_refused_with_503(database_url):
         writer.submit([assessment_row()])
     assert refused.value.status == 503
     engine.dispose()
+
+
+def test_an_app_started_again_after_shutdown_writes_again(settings):
+    app = create_app(settings)
+    for _ in range(2):  # lifespan: start, shut down, start again
+        with TestClient(app) as client:
+            assert client.post("/v1/match", json=match_body()).status_code == 201
+    app.state.engine.dispose()

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 from app.errors import InvalidInput, NotFound
 from app.services import reference, weight_profiles
 from scoring.cluster_models import MODEL_IDS
-from scoring.engine import WeightsError, fit_matrix, gate_factors, gate_matrix, scores, weight_vector
+from scoring.engine import (
+    TIE_DECIMALS,
+    WeightsError,
+    fit_matrix,
+    gate_factors,
+    gate_matrix,
+    scores,
+    weight_vector,
+)
 from scoring.profile import Stage
 
 
@@ -72,7 +80,7 @@ def rank_countries(
     confidence = known_weight[scorable] / w.sum()
 
     # Best first; equal scores keep the ISO3 order of the table, so the order is reproducible.
-    order = np.argsort(-model_scores, kind="stable")
+    order = np.argsort(-np.round(model_scores, TIE_DECIMALS), kind="stable")  # equal scores keep ISO3 order
     if limit is not None:
         order = order[:limit]
     out = []

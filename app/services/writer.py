@@ -77,11 +77,16 @@ class AssessmentWriter:
             self._queue.put(pending)
         return pending.done
 
+    def reopen(self) -> None:
+        """Accept writes again (an app started after it was shut down, as tests do)."""
+        with self._start_lock:
+            self._closed = False
+
     def close(self) -> None:
         """Commit what is queued, then stop the thread (graceful shutdown); later writes get 503."""
         with self._start_lock:
             self._closed = True
-            thread = self._thread
+            thread, self._thread = self._thread, None  # a reopened writer starts a new thread
             if thread is not None:
                 self._queue.put(None)
         if thread is not None:
