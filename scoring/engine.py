@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from scoring.cluster_models import MODEL_IDS
-from scoring.criteria import CRITERIA, FIT_CURVES, GATE_PENALTY, GATES, NUMERIC_CRITERIA, STAGE_FIT
+from scoring.criteria import CRITERIA, FIT_CURVES, GATE_PENALTY, GATES, NUMERIC_CRITERIA, STAGE_FIT, Gate
 from scoring.profile import STAGES, CountryProfile
 
 # 1.1: ties within TIE go to the fixed model order; the counterfactual is solved, not searched.
@@ -154,8 +155,7 @@ def rank_order(score_rows: np.ndarray) -> np.ndarray:
     return np.argsort(-np.round(score_rows, TIE_DECIMALS), axis=-1, kind="stable")
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
+class Contribution(NamedTuple):  # a tuple: an explanation builds 28 of them, and tuples are cheap
     criterion: str
     weight: float  # normalised over the assessed criteria
     fit: float | None
@@ -208,6 +208,23 @@ def evaluate(profile: CountryProfile, weights: Mapping[str, float]) -> Evaluatio
     return explain_row(row[0], fits[0], gates[0], factors[0], scores(fits, factors, w)[0], w)
 
 
+def _gate_result(gate: Gate, outcome: float) -> GateResult:
+    assessed = outcome == outcome  # NaN (not assessed) is the one value unequal to itself
+    return GateResult(
+        criterion=gate.criterion,
+        passed=outcome != 0,
+        assessed=assessed,
+        reason=gate.reason_en if assessed else f"not assessed (no {gate.criterion} input); {gate.reason_en}",
+        reason_ko=gate.reason_ko,
+        source=gate.source,
+    )
+
+
+# A gate has three outcomes, each with one (immutable) result: failed, passed, not assessed.
+_GATE_RESULTS = [{outcome: _gate_result(gate, outcome) for outcome in (0.0, 1.0)} for gate in GATES]
+_NOT_ASSESSED = [_gate_result(gate, math.nan) for gate in GATES]
+
+
 def explain_row(
     row: np.ndarray,
     fits: np.ndarray,
@@ -215,8 +232,12 @@ def explain_row(
     factors: np.ndarray,
     score_row: np.ndarray,
     w: np.ndarray,
+    order: np.ndarray | None = None,
 ) -> Evaluation:
-    """An Evaluation of one profile from its already computed arrays (one row of each)."""
+    """An Evaluation of one profile from its already computed arrays (one row of each).
+
+    `order` is `rank_order(score_row)` when the caller already has it.
+    """
     assessed = ~np.isnan(row)
     w_used = w * assessed
     w_norm = w_used / w_used.sum()
@@ -226,32 +247,16 @@ def explain_row(
     fit_list, contribution_list, weight_list = fits.tolist(), contribution.tolist(), w_norm.tolist()
     gate_list, score_list, factor_list = gates.tolist(), score_row.tolist(), factors.tolist()
     gate_results_of: dict[str, list[GateResult]] = {model: [] for model in MODEL_IDS}
-    for gate, outcome in zip(GATES, gate_list, strict=True):
-        assessed_gate = outcome == outcome  # NaN (not assessed) is the one value unequal to itself
-        gate_results_of[gate.model].append(
-            GateResult(
-                criterion=gate.criterion,
-                passed=outcome != 0,
-                assessed=assessed_gate,
-                reason=gate.reason_en
-                if assessed_gate
-                else f"not assessed (no {gate.criterion} input); {gate.reason_en}",
-                reason_ko=gate.reason_ko,
-                source=gate.source,
-            )
-        )
+    for g, (gate, outcome) in enumerate(zip(GATES, gate_list, strict=True)):
+        gate_results_of[gate.model].append(_GATE_RESULTS[g].get(outcome) or _NOT_ASSESSED[g])
 
     ranking = []
-    for rank, m in enumerate(rank_order(score_row).tolist(), start=1):
+    order_list = (rank_order(score_row) if order is None else order).tolist()
+    for rank, m in enumerate(order_list, start=1):
         model = MODEL_IDS[m]
         fits_m, contributions_m = fit_list[m], contribution_list[m]
         contributions = tuple(
-            Contribution(
-                criterion=c,
-                weight=weight_list[j],
-                fit=None if fits_m[j] != fits_m[j] else fits_m[j],
-                contribution=contributions_m[j],
-            )
+            Contribution(c, weight_list[j], None if fits_m[j] != fits_m[j] else fits_m[j], contributions_m[j])
             for j, c in enumerate(CRITERIA)
         )
         ranking.append(

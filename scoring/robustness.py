@@ -92,6 +92,7 @@ class Analysis:
     gates: np.ndarray  # (n, gates)
     factors: np.ndarray  # (n, models)
     scores: np.ndarray  # (n, models)
+    order: np.ndarray  # (n, models) model indices best first (rank_order of scores)
     robustness: np.ndarray  # (n,)
     first_place: np.ndarray  # (n, models) share of samples won
     loo_top: np.ndarray  # (n, criteria) top model index without that criterion; -1 if not applicable
@@ -104,7 +105,13 @@ class Analysis:
 
     def evaluation(self, i: int) -> Evaluation:
         return explain_row(
-            self.rows[i], self.fits[i], self.gates[i], self.factors[i], self.scores[i], self.weights
+            self.rows[i],
+            self.fits[i],
+            self.gates[i],
+            self.factors[i],
+            self.scores[i],
+            self.weights,
+            self.order[i],
         )
 
     def robustness_of(self, i: int) -> Robustness:
@@ -117,7 +124,7 @@ class Analysis:
         )
 
     def leave_one_out_of(self, i: int) -> list[LeaveOneOut]:
-        top = int(rank_order(self.scores[i])[0])
+        top = int(self.order[i, 0])
         return [
             LeaveOneOut(CRITERIA[j], MODEL_IDS[t], bool(t != top))
             for j, t in enumerate(self.loo_top[i])
@@ -125,7 +132,7 @@ class Analysis:
         ]
 
     def counterfactual_of(self, i: int) -> Counterfactual:
-        runner_up = MODEL_IDS[int(rank_order(self.scores[i])[1])]
+        runner_up = MODEL_IDS[int(self.order[i, 1])]
         j = int(self.cf_column[i])
         if j < 0:
             return Counterfactual(runner_up, None)
@@ -279,10 +286,9 @@ _MODEL_INDEX = np.arange(len(MODEL_IDS))[None, None, None, :]
 
 
 def _counterfactual(
-    rows: np.ndarray, w: np.ndarray, fits: np.ndarray, gates: np.ndarray, score_rows: np.ndarray
+    rows: np.ndarray, w: np.ndarray, fits: np.ndarray, gates: np.ndarray, runner_up: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     n = len(rows)
-    runner_up = rank_order(score_rows)[:, 1]
     best_column = np.full(n, -1)
     best_value = np.full(n, np.nan)
 
@@ -367,7 +373,7 @@ _SHOWN_DECIMALS = (4, 6, 9)  # a counterfactual value is reported to the fewest 
 
 
 def _shown(
-    rows: np.ndarray, w: np.ndarray, score_rows: np.ndarray, column: np.ndarray, value: np.ndarray
+    rows: np.ndarray, w: np.ndarray, runner_up: np.ndarray, column: np.ndarray, value: np.ndarray
 ) -> np.ndarray:
     """Counterfactual values as reported: rounded away from the current value to 4 decimals, or to 6
     or 9 where a narrower winning window needs it (checked by scoring), else exact."""
@@ -386,8 +392,7 @@ def _shown(
     tried = np.stack(tries, axis=1)  # (numeric found, decimals)
     candidate = np.repeat(rows[numeric], len(_SHOWN_DECIMALS), axis=0)
     candidate[np.arange(len(candidate)), np.repeat(column[numeric], len(_SHOWN_DECIMALS))] = tried.ravel()
-    runner_up = np.repeat(rank_order(score_rows[numeric])[:, 1], len(_SHOWN_DECIMALS))
-    ok = _wins(candidate, w, runner_up).reshape(tried.shape)
+    ok = _wins(candidate, w, np.repeat(runner_up[numeric], len(_SHOWN_DECIMALS))).reshape(tried.shape)
     first = np.argmax(ok, axis=1)
     shown[numeric] = np.where(ok.any(axis=1), tried[np.arange(len(numeric)), first], value[numeric])
     return shown
@@ -412,11 +417,11 @@ def analyse(
     gates = gate_matrix(rows)
     factors = gate_factors(gates)
     score_rows = scores(fits, factors, w)
-    top = rank_order(score_rows)[:, 0]
-    robust, shares = _robustness(fits, factors, top, w, rows, samples, concentration, seed)
+    order = rank_order(score_rows)
+    robust, shares = _robustness(fits, factors, order[:, 0], w, rows, samples, concentration, seed)
     if what_if:
-        cf_column, cf_value = _counterfactual(rows, w, fits, gates, score_rows)
-        cf_shown = _shown(rows, w, score_rows, cf_column, cf_value)
+        cf_column, cf_value = _counterfactual(rows, w, fits, gates, order[:, 1])
+        cf_shown = _shown(rows, w, order[:, 1], cf_column, cf_value)
         loo_top = _leave_one_out(fits, factors, w, rows)
     else:
         cf_column, cf_value = np.full(len(rows), -1), np.full(len(rows), np.nan)
@@ -429,6 +434,7 @@ def analyse(
         gates=gates,
         factors=factors,
         scores=score_rows,
+        order=order,
         robustness=robust,
         first_place=shares,
         loo_top=loo_top,

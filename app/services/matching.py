@@ -22,6 +22,7 @@ from app.observability import MATCHES
 from app.schemas import PROFILE_INPUTS, BatchItemError, MatchRequest, Method, ProfileIn
 from app.services import classifier_runtime, reference, weight_profiles
 from app.services.classifier_runtime import ActiveClassifier, classifier_for_matching
+from app.services.rounds import Rounds
 from app.services.writer import AssessmentWriter
 from models.base import utcnow
 from scoring.cluster_models import BY_ID
@@ -221,7 +222,9 @@ def _ranking(
     blend: float,
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    shown = {c: _display(profile, c) for c in CRITERIA}  # the same for every model
+    # The input shown and its weight are the same for every model.
+    shown = {c: _display(profile, c) for c in CRITERIA}
+    weight = {c.criterion: round(c.weight, 6) for c in evaluation.ranking[0].contributions}
     for item in evaluation.ranking:
         en, ko = rationale(evaluation, item.model)
         prob = classifier_probs.get(item.model) if classifier_probs else None
@@ -239,7 +242,7 @@ def _ranking(
                     {
                         "criterion": c.criterion,
                         "value": shown[c.criterion],
-                        "weight": round(c.weight, 6),
+                        "weight": weight[c.criterion],
                         "fit": None if c.fit is None else round(c.fit, 6),
                         "contribution": round(c.contribution, 6),
                     }
@@ -443,7 +446,17 @@ class _Memo:
 MEMO = _Memo(size=1024)  # about 10 KB an answer: ~10 MB at most a process
 
 
-def _prepare(session: Session, request: MatchRequest, settings: Settings) -> Scored:
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """What a request is scored with, and the memo key of its answer."""
+
+    weights: weight_profiles.ResolvedWeights
+    classifier: ActiveClassifier | None
+    why: str | None  # why no classifier is used, when the method asks for one
+    key: tuple[Any, ...]
+
+
+def _lookup(session: Session, request: MatchRequest, settings: Settings) -> _Lookup:
     weights = weight_profiles.resolve(
         session,
         name=request.weight_profile,
@@ -462,18 +475,38 @@ def _prepare(session: Session, request: MatchRequest, settings: Settings) -> Sco
         classifier.version if classifier is not None else why,
         (settings.robustness_samples, settings.robustness_concentration, settings.hybrid_classifier_weight),
     )
-    scored = MEMO.get(key)
+    return _Lookup(weights, classifier, why, key)
+
+
+def _scored(
+    request: MatchRequest,
+    resolved: ResolvedProfile,
+    lookup: _Lookup,
+    settings: Settings,
+    analysis: Analysis | None = None,
+    index: int = 0,
+) -> Scored:
+    """Build the answer (from `analysis` row `index` when given) and remember it."""
+    body = compute(
+        request=request,
+        resolved=resolved,
+        weights=lookup.weights,
+        classifier=lookup.classifier,
+        settings=settings,
+        analysis=analysis,
+        index=index,
+        classifier_note=lookup.why or "",
+    )
+    scored = Scored.of(body)
+    MEMO.put(lookup.key, scored)  # only reached when scoring succeeded: failures are never remembered
+    return scored
+
+
+def _prepare(session: Session, request: MatchRequest, settings: Settings) -> Scored:
+    lookup = _lookup(session, request, settings)
+    scored = MEMO.get(lookup.key)
     if scored is None:  # a request that fails raises here, and nothing is remembered
-        body = compute(
-            request=request,
-            resolved=resolve_profile(session, request),
-            weights=weights,
-            classifier=classifier,
-            settings=settings,
-            classifier_note=why or "",
-        )
-        scored = Scored.of(body)
-        MEMO.put(key, scored)
+        scored = _scored(request, resolve_profile(session, request), lookup, settings)
     return scored
 
 
@@ -500,6 +533,39 @@ def _in_memory(sessions: sessionmaker[Session], request: MatchRequest, settings:
     )
 
 
+def _round_analysis(
+    profiles: list[CountryProfile], context: tuple[weight_profiles.ResolvedWeights, Settings]
+) -> Analysis:
+    return _analyse(profiles, *context)
+
+
+# Single matches that reach their scoring in the same event-loop turn share one analysis pass.
+ROUNDS: Rounds[CountryProfile, tuple[weight_profiles.ResolvedWeights, Settings], Analysis] = Rounds(
+    _round_analysis
+)
+
+
+async def _score_on_loop(
+    sessions: sessionmaker[Session], request: MatchRequest, settings: Settings
+) -> Scored:
+    with sessions() as session:  # in-memory look-ups only (see _in_memory)
+        lookup = _lookup(session, request, settings)
+        scored = MEMO.get(lookup.key)
+        if scored is not None:
+            return scored
+        resolved = resolve_profile(session, request)
+    weights = lookup.weights
+    round_key = (
+        weights.name,
+        weights.version,
+        tuple(weights.weights.values()),
+        settings.robustness_samples,
+        settings.robustness_concentration,
+    )
+    analysis, index = await ROUNDS.analyse(round_key, (weights, settings), resolved.profile)
+    return _scored(request, resolved, lookup, settings, analysis, index)
+
+
 async def match(
     sessions: sessionmaker[Session], writer: AssessmentWriter, *, request: MatchRequest, settings: Settings
 ) -> str:
@@ -507,13 +573,14 @@ async def match(
     stored, once it is committed.
 
     Scoring is a fraction of a millisecond of CPU. When every look-up it needs is in memory (the
-    usual case: they are re-read every 2 s) it runs on the event loop; a thread hop would cost more,
-    and worker threads scoring at once fight over the GIL. Otherwise it runs in a worker thread, so
-    a query never blocks the loop. (A cache can expire between the check and the use; that costs one
-    short query on the loop, at most once per cache and TTL.)
+    usual case: they are re-read every 2 s) it runs on the event loop, and requests that arrive
+    together are analysed in one pass (`ROUNDS`); a thread hop would cost more, and worker threads
+    scoring at once fight over the GIL. Otherwise it runs in a worker thread, so a query never
+    blocks the loop. (A cache can expire between the check and the use; that costs one short query
+    on the loop, at most once per cache and TTL.)
     """
     if _in_memory(sessions, request, settings):
-        row = score(sessions, request=request, settings=settings)
+        row = (await _score_on_loop(sessions, request, settings)).row(request)
     else:
         row = await anyio.to_thread.run_sync(
             functools.partial(score, sessions, request=request, settings=settings)

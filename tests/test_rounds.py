@@ -1,0 +1,133 @@
+"""Scoring rounds: matches that reach their scoring in one event-loop turn share one analysis."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+import pytest
+
+from app.services import matching
+from app.services.rounds import Rounds
+
+
+class Recorder:
+    """An analysis that doubles numbers and remembers each call; a negative number is refused."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[int], str]] = []
+
+    def __call__(self, profiles: list[int], context: str) -> list[int]:
+        self.calls.append((list(profiles), context))
+        if any(p < 0 for p in profiles):
+            raise ValueError(f"negative profile in {profiles}")
+        return [2 * p for p in profiles]
+
+
+def test_calls_in_one_turn_share_one_analysis_and_each_gets_its_own_row():
+    recorder = Recorder()
+    rounds = Rounds(recorder)
+
+    async def main() -> list[tuple[list[int], int]]:
+        return await asyncio.gather(*(rounds.analyse("k", "ctx", p) for p in (3, 4, 5)))
+
+    results = asyncio.run(main())
+    assert recorder.calls == [([3, 4, 5], "ctx")]
+    assert [result[i] for result, i in results] == [6, 8, 10]
+
+
+def test_groups_with_other_keys_are_analysed_apart_and_later_turns_open_new_rounds():
+    recorder = Recorder()
+    rounds = Rounds(recorder)
+
+    async def main() -> None:
+        first = [
+            rounds.analyse("a", "ctx-a", 1),
+            rounds.analyse("b", "ctx-b", 2),
+            rounds.analyse("a", "ctx-a", 3),
+        ]
+        await asyncio.gather(*first)
+        await rounds.analyse("a", "ctx-a", 4)
+
+    asyncio.run(main())
+    assert recorder.calls == [([1, 3], "ctx-a"), ([2], "ctx-b"), ([4], "ctx-a")]
+
+
+def test_a_profile_that_fails_fails_only_its_own_request():
+    recorder = Recorder()
+    rounds = Rounds(recorder)
+
+    async def main() -> list[object]:
+        waits = [rounds.analyse("k", "ctx", p) for p in (1, -1, 2)]
+        return await asyncio.gather(*waits, return_exceptions=True)
+
+    good, bad, other = asyncio.run(main())
+    assert isinstance(bad, ValueError)
+    assert good[0][good[1]] == 2 and other[0][other[1]] == 4  # type: ignore[index]
+    assert recorder.calls[0][0] == [1, -1, 2]  # tried together first, then one by one
+    assert [profiles for profiles, _ in recorder.calls[1:]] == [[1], [-1], [2]]
+
+
+def test_a_request_cancelled_while_it_waits_does_not_stop_the_others():
+    recorder = Recorder()
+    rounds = Rounds(recorder)
+
+    async def main() -> tuple[int, int]:
+        gone = rounds.analyse("k", "ctx", 1)
+        kept = rounds.analyse("k", "ctx", 2)
+        gone.cancel()
+        result, i = await kept
+        return result[i], len(recorder.calls)
+
+    assert asyncio.run(main()) == (4, 1)
+
+
+def random_profile(rng: random.Random) -> dict[str, object]:
+    return {
+        "innovation_stage": rng.choice(["leader", "chaser", "developing"]),
+        "rd_intensity_pct": round(4 * rng.random(), 4),
+        "government_investment_will": round(rng.random(), 4),
+        "healthcare_capacity": round(rng.random(), 4),
+        "research_capacity": round(rng.random(), 4),
+    }
+
+
+def _answer(body: dict) -> dict:
+    return {k: v for k, v in body.items() if k not in ("assessment_id", "created_at")}
+
+
+@pytest.mark.parametrize("method", ["rules", "hybrid"])
+def test_concurrent_matches_are_analysed_together_and_answer_as_alone(client, monkeypatch, method):
+    """Twelve matches sent at once through the app: they share analysis passes, and each answer is
+    the one the same request gets alone (stored byte for byte)."""
+    sizes: list[int] = []
+    analyse = matching.ROUNDS._analyse
+
+    def counting(profiles, context):  # type: ignore[no-untyped-def]
+        sizes.append(len(profiles))
+        return analyse(profiles, context)
+
+    monkeypatch.setattr(matching.ROUNDS, "_analyse", counting)
+    rng = random.Random(7)
+    bodies = [{"profile": random_profile(rng), "method": method} for _ in range(12)]
+    bodies.append({"profile": {"innovation_stage": "chaser"}, "method": method})  # fails on its own
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            return await asyncio.gather(*(c.post("/v1/match", json=b) for b in bodies))
+
+    matching.MEMO.clear()
+    together = asyncio.run(send_all())
+    assert max(sizes) > 1, sizes  # some requests really shared an analysis
+    assert together[-1].status_code == 422
+    assert together[-1].json()["errors"][0]["loc"][-1] == "rd_level"
+
+    matching.MEMO.clear()
+    for body, response in zip(bodies[:-1], together, strict=False):
+        assert response.status_code == 201
+        alone = client.post("/v1/match", json=body)
+        assert _answer(alone.json()) == _answer(response.json())
+        stored = client.get(f"/v1/assessments/{response.json()['assessment_id']}")
+        assert stored.content == response.content
