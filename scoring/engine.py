@@ -201,11 +201,12 @@ class Evaluation:
 def evaluate(profile: CountryProfile, weights: Mapping[str, float]) -> Evaluation:
     """Score, gate and rank the four models for one profile, with every step kept for explanation."""
     w = weight_vector(weights)
-    row = encode(profile)[None, :]
-    fits = fit_matrix(row)
-    gates = gate_matrix(row)
+    rows = encode(profile)[None, :]
+    fits = fit_matrix(rows)
+    gates = gate_matrix(rows)
     factors = gate_factors(gates)
-    return explain_row(row[0], fits[0], gates[0], factors[0], scores(fits, factors, w)[0], w)
+    score_rows = scores(fits, factors, w)
+    return explain(rows, fits, gates, factors, score_rows, w, rank_order(score_rows)).evaluation(0)
 
 
 def _gate_result(gate: Gate, outcome: float) -> GateResult:
@@ -225,55 +226,81 @@ _GATE_RESULTS = [{outcome: _gate_result(gate, outcome) for outcome in (0.0, 1.0)
 _NOT_ASSESSED = [_gate_result(gate, math.nan) for gate in GATES]
 
 
-def explain_row(
-    row: np.ndarray,
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """What explaining n profiles needs, as plain Python lists (row i belongs to profile i): per-element
+    access to numpy scalars costs more than the maths, so each array is converted once, in bulk."""
+
+    assessed: list[list[bool]]  # (n, criteria) whether the input is known
+    weights: list[list[float]]  # (n, criteria) normalised over the assessed criteria
+    fits: list[list[list[float]]]  # (n, models, criteria); NaN where unknown
+    contributions: list[list[list[float]]]  # (n, models, criteria) weight * fit, 0 where unknown
+    gates: list[list[float]]  # (n, gates) 1 passed, 0 failed, NaN not assessed
+    factors: list[list[float]]  # (n, models)
+    scores: list[list[float]]  # (n, models)
+    order: list[list[int]]  # (n, models) model indices best first
+    confidence: list[float]  # (n,) share of the total weight whose input was known
+    raw_weights: dict[str, float]  # the weights used, as given
+
+    def evaluation(self, i: int) -> Evaluation:
+        """The Evaluation of profile i."""
+        fit_rows, contribution_rows, weights = self.fits[i], self.contributions[i], self.weights[i]
+        score_list, factor_list = self.scores[i], self.factors[i]
+        gate_results_of: dict[str, list[GateResult]] = {model: [] for model in MODEL_IDS}
+        for g, (gate, outcome) in enumerate(zip(GATES, self.gates[i], strict=True)):
+            gate_results_of[gate.model].append(_GATE_RESULTS[g].get(outcome) or _NOT_ASSESSED[g])
+        ranking = []
+        for rank, m in enumerate(self.order[i], start=1):
+            model = MODEL_IDS[m]
+            fits_m, contributions_m = fit_rows[m], contribution_rows[m]
+            ranking.append(
+                ModelScore(
+                    model=model,
+                    rank=rank,
+                    score=score_list[m],
+                    fit=sum(contributions_m),
+                    gate_factor=factor_list[m],
+                    contributions=tuple(
+                        Contribution(
+                            c, weights[j], None if fits_m[j] != fits_m[j] else fits_m[j], contributions_m[j]
+                        )
+                        for j, c in enumerate(CRITERIA)
+                    ),
+                    gates=tuple(gate_results_of[model]),
+                )
+            )
+        return Evaluation(
+            ranking=tuple(ranking),
+            confidence=self.confidence[i],
+            missing_inputs=tuple(c for c, known in zip(CRITERIA, self.assessed[i], strict=True) if not known),
+            weights=dict(self.raw_weights),
+        )
+
+
+def explain(
+    rows: np.ndarray,
     fits: np.ndarray,
     gates: np.ndarray,
     factors: np.ndarray,
-    score_row: np.ndarray,
+    score_rows: np.ndarray,
     w: np.ndarray,
-    order: np.ndarray | None = None,
-) -> Evaluation:
-    """An Evaluation of one profile from its already computed arrays (one row of each).
-
-    `order` is `rank_order(score_row)` when the caller already has it.
-    """
-    assessed = ~np.isnan(row)
+    order: np.ndarray,
+) -> Explained:
+    """The explanation arrays of n profiles from their computed fits, gates, scores and rank order."""
+    assessed = ~np.isnan(rows)
     w_used = w * assessed
-    w_norm = w_used / w_used.sum()
-    known_fit = ~np.isnan(fits)
-    contribution = np.where(known_fit, fits * w_norm, 0.0)
-    # Plain Python numbers from here: per-element access to numpy scalars costs more than the maths.
-    fit_list, contribution_list, weight_list = fits.tolist(), contribution.tolist(), w_norm.tolist()
-    gate_list, score_list, factor_list = gates.tolist(), score_row.tolist(), factors.tolist()
-    gate_results_of: dict[str, list[GateResult]] = {model: [] for model in MODEL_IDS}
-    for g, (gate, outcome) in enumerate(zip(GATES, gate_list, strict=True)):
-        gate_results_of[gate.model].append(_GATE_RESULTS[g].get(outcome) or _NOT_ASSESSED[g])
-
-    ranking = []
-    order_list = (rank_order(score_row) if order is None else order).tolist()
-    for rank, m in enumerate(order_list, start=1):
-        model = MODEL_IDS[m]
-        fits_m, contributions_m = fit_list[m], contribution_list[m]
-        contributions = tuple(
-            Contribution(c, weight_list[j], None if fits_m[j] != fits_m[j] else fits_m[j], contributions_m[j])
-            for j, c in enumerate(CRITERIA)
-        )
-        ranking.append(
-            ModelScore(
-                model=model,
-                rank=rank,
-                score=score_list[m],
-                fit=sum(contributions_m),
-                gate_factor=factor_list[m],
-                contributions=contributions,
-                gates=tuple(gate_results_of[model]),
-            )
-        )
-    missing = tuple(c for j, c in enumerate(CRITERIA) if not assessed[j])
-    return Evaluation(
-        ranking=tuple(ranking),
-        confidence=float(w_used.sum() / w.sum()),
-        missing_inputs=missing,
-        weights={c: float(w[j]) for j, c in enumerate(CRITERIA)},
+    total = w_used.sum(axis=1)
+    w_norm = w_used / total[:, None]
+    contribution = np.where(np.isnan(fits), 0.0, fits * w_norm[:, None, :])
+    return Explained(
+        assessed=assessed.tolist(),
+        weights=w_norm.tolist(),
+        fits=fits.tolist(),
+        contributions=contribution.tolist(),
+        gates=gates.tolist(),
+        factors=factors.tolist(),
+        scores=score_rows.tolist(),
+        order=order.tolist(),
+        confidence=(total / w.sum()).tolist(),
+        raw_weights={c: float(w[j]) for j, c in enumerate(CRITERIA)},
     )

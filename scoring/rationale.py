@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from scoring.cluster_models import BY_ID
 from scoring.criteria import CRITERION_INFO
 from scoring.engine import Evaluation, ModelScore
 
 
 def _strongest(score: ModelScore, n: int = 2) -> list[str]:
+    # reverse=True keeps equal contributions in criterion order (Python's sort stays stable)
     ranked = sorted(
-        (c for c in score.contributions if c.fit is not None and c.weight > 0),
-        key=lambda c: -c.contribution,
+        [c for c in score.contributions if c.fit is not None and c.weight > 0],
+        key=attrgetter("contribution"),
+        reverse=True,
     )
     return [c.criterion for c in ranked[:n]]
 

@@ -32,8 +32,9 @@ from scoring.engine import (
     TIE,
     TIE_DECIMALS,
     Evaluation,
+    Explained,
     encode,
-    explain_row,
+    explain,
     fit_matrix,
     gate_factors,
     gate_matrix,
@@ -93,6 +94,7 @@ class Analysis:
     factors: np.ndarray  # (n, models)
     scores: np.ndarray  # (n, models)
     order: np.ndarray  # (n, models) model indices best first (rank_order of scores)
+    explained: Explained  # the same, as the lists an explanation is built from
     robustness: np.ndarray  # (n,)
     first_place: np.ndarray  # (n, models) share of samples won
     loo_top: np.ndarray  # (n, criteria) top model index without that criterion; -1 if not applicable
@@ -104,15 +106,7 @@ class Analysis:
     seed: int
 
     def evaluation(self, i: int) -> Evaluation:
-        return explain_row(
-            self.rows[i],
-            self.fits[i],
-            self.gates[i],
-            self.factors[i],
-            self.scores[i],
-            self.weights,
-            self.order[i],
-        )
+        return self.explained.evaluation(i)
 
     def robustness_of(self, i: int) -> Robustness:
         return Robustness(
@@ -435,6 +429,7 @@ def analyse(
         factors=factors,
         scores=score_rows,
         order=order,
+        explained=explain(rows, fits, gates, factors, score_rows, w, order),
         robustness=robust,
         first_place=shares,
         loo_top=loo_top,

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.db import make_engine
+from app.cli import migrate
+from app.db import WAL_AUTOCHECKPOINT_PAGES, WalCheckpointer, make_engine
 from app.errors import ServiceUnavailable
 from app.main import create_app
 from app.services.writer import AssessmentWriter
@@ -103,4 +104,39 @@ def test_an_app_started_again_after_shutdown_writes_again(settings):
     for _ in range(2):  # lifespan: start, shut down, start again
         with TestClient(app) as client:
             assert client.post("/v1/match", json=match_body()).status_code == 201
+    app.state.engine.dispose()
+
+
+def checkpointer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "wal-checkpointer"]
+
+
+def test_sqlite_commits_leave_the_log_to_the_background_checkpointer(tmp_path):
+    """A commit past 1,000 log pages (SQLite's default limit) does not copy the write-ahead log into
+    the database file; the checkpointer's pass does, every frame."""
+    path = tmp_path / "wal.db"
+    migrate(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT_PAGES
+    writer = AssessmentWriter(engine)
+    big = {**assessment_row(), "response": '{"assessment_id":"' + "x" * 20_000 + '"}'}
+    asyncio.run(writer.write([{**big, "id": uuid.uuid4().hex} for _ in range(300)]))  # ~6 MB
+    size_before = path.stat().st_size
+    busy, frames, copied = WalCheckpointer(engine).checkpoint()
+    assert busy == 0 and frames > 1000 and copied == frames
+    assert path.stat().st_size > size_before + 5_000_000  # the rows reached the file only now
+    writer.close()
+    engine.dispose()
+
+
+def test_the_checkpointer_runs_while_a_sqlite_app_runs_and_only_then(settings):
+    app = create_app(settings)
+    with TestClient(app):
+        running = checkpointer_threads()
+        if settings.database_url.startswith("sqlite"):
+            assert len(running) == 1
+        else:
+            assert running == []  # PostgreSQL checkpoints by itself
+    assert checkpointer_threads() == []
     app.state.engine.dispose()

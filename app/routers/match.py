@@ -8,7 +8,6 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 
 from app.csv_export import batch_csv_response, wants_csv
 from app.dependencies import SessionDep, SettingsDep
-from app.json import JSONBody
 from app.openapi_examples import BATCH_EXAMPLE, MATCH_EXAMPLES
 from app.routers.common import READ, WRITE, problems
 from app.schemas import BatchRequest, BatchResponse, MatchRequest, MatchResponse
@@ -70,8 +69,8 @@ async def post_match_batch(
         state.sessionmaker, state.writer, items=request.items, settings=settings
     )
     if wants_csv(format, accept):
-        return batch_csv_response(results)
-    return JSONBody({"results": results})
+        return batch_csv_response(matching.batch_dicts(results))
+    return Response(matching.batch_json(results), media_type="application/json")
 
 
 @router.get(

@@ -240,13 +240,13 @@ def _ranking(
                 "classifier_probability": None if prob is None else round(prob, 6),
                 "contributions": [
                     {
-                        "criterion": c.criterion,
-                        "value": shown[c.criterion],
-                        "weight": weight[c.criterion],
-                        "fit": None if c.fit is None else round(c.fit, 6),
-                        "contribution": round(c.contribution, 6),
+                        "criterion": criterion,
+                        "value": shown[criterion],
+                        "weight": weight[criterion],
+                        "fit": None if fit is None else round(fit, 6),
+                        "contribution": round(contribution, 6),
                     }
-                    for c in item.contributions
+                    for criterion, _, fit, contribution in item.contributions
                 ],
                 "gates": [
                     {
@@ -510,12 +510,6 @@ def _prepare(session: Session, request: MatchRequest, settings: Settings) -> Sco
     return scored
 
 
-def _stored(request: MatchRequest, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the response with its new id, the assessment row that keeps it)."""
-    row = Scored.of(body).row(request)
-    return {"assessment_id": row["id"], "created_at": row["created_at"].isoformat(), **body}, row
-
-
 def score(sessions: sessionmaker[Session], *, request: MatchRequest, settings: Settings) -> dict[str, Any]:
     """Score one request: the assessment row to store, whose "response" is the JSON text to send.
     Reads only; nothing is stored yet."""
@@ -601,9 +595,13 @@ def _item_error(index: int, exc: ValidationError | ServiceError) -> dict[str, An
     ).model_dump()
 
 
+# A batch result is the stored JSON text of an item's assessment, or the item's error as a dict.
+BatchResult = str | dict[str, Any]
+
+
 def score_batch(
     sessions: sessionmaker[Session], *, items: list[dict[str, Any]], settings: Settings
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[BatchResult], list[dict[str, Any]]]:
     """(results in item order, assessment rows). Reads only; nothing is stored yet."""
     with sessions() as session:
         return _score_batch(session, items=items, settings=settings)
@@ -615,7 +613,7 @@ async def match_batch(
     *,
     items: list[dict[str, Any]],
     settings: Settings,
-) -> list[dict[str, Any]]:
+) -> list[BatchResult]:
     """Score many requests and store them; a bad item yields its own error and does not fail the others."""
     results, rows = await anyio.to_thread.run_sync(
         functools.partial(score_batch, sessions, items=items, settings=settings)
@@ -626,13 +624,27 @@ async def match_batch(
     return results
 
 
+def batch_json(results: list[BatchResult]) -> str:
+    """The batch response as JSON text: each assessment exactly as stored, errors encoded here."""
+    return (
+        '{"results":['
+        + ",".join(r if isinstance(r, str) else orjson.dumps(r).decode() for r in results)
+        + "]}"
+    )
+
+
+def batch_dicts(results: list[BatchResult]) -> list[dict[str, Any]]:
+    """The batch results as dicts (for the CSV export)."""
+    return [orjson.loads(r) if isinstance(r, str) else r for r in results]
+
+
 def _score_batch(
     session: Session, *, items: list[dict[str, Any]], settings: Settings
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[BatchResult], list[dict[str, Any]]]:
     """Items that share weights are analysed together in one array pass."""
     if len(items) > settings.batch_max_items:
         raise InvalidInput("items", f"at most {settings.batch_max_items} items per batch, got {len(items)}")
-    results: list[dict[str, Any] | None] = [None] * len(items)
+    results: list[BatchResult | None] = [None] * len(items)
     prepared: dict[int, tuple[MatchRequest, ResolvedProfile, weight_profiles.ResolvedWeights]] = {}
     groups: dict[tuple[str, int, tuple[float, ...]], list[int]] = {}
     data_version = reference.current_version(session)
@@ -679,7 +691,7 @@ def _score_batch(
             except ServiceError as exc:
                 results[index] = _item_error(index, exc)
                 continue
-            response, row = _stored(request, body)
+            row = Scored.of(body).row(request)
             rows.append(row)
-            results[index] = response
+            results[index] = row["response"]
     return [r for r in results if r is not None], rows

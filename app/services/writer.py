@@ -26,6 +26,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import OperationalError
 
+from app.db import is_sqlite_file
 from app.errors import ServiceUnavailable
 from models import Assessment
 
@@ -43,12 +44,10 @@ class _Pending:
 
 def sqlite_lock_path(engine: Engine) -> Path | None:
     """The lock file beside a SQLite database file; None for PostgreSQL or an in-memory SQLite."""
-    if engine.dialect.name != "sqlite":
+    if not is_sqlite_file(engine):
         return None
-    database = engine.url.database
-    if not database or database == ":memory:":
-        return None
-    return Path(database).with_name(Path(database).name + ".write-lock")
+    database = Path(str(engine.url.database))
+    return database.with_name(database.name + ".write-lock")
 
 
 class AssessmentWriter:

@@ -109,8 +109,11 @@ def test_batch_items_match_the_single_answers(client):
         match_body(healthcare_capacity="low", research_capacity="high"),
         {"country": "VNM", "method": "rules"},
     ]
-    batch = client.post("/v1/match/batch", json={"items": bodies}).json()["results"]
+    response = client.post("/v1/match/batch", json={"items": bodies})
+    batch = response.json()["results"]
     for body, item in zip(bodies, batch, strict=True):
+        stored = client.get(f"/v1/assessments/{item['assessment_id']}")
+        assert stored.content in response.content  # each item is sent as the bytes stored
         single = client.post("/v1/match", json=body).json()
         for key in ("assessment_id", "created_at"):
             single.pop(key), item.pop(key)
