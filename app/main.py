@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings, get_settings
-from app.db import WalCheckpointer, make_engine
+from app.db import make_engine
 from app.errors import ServiceError, ServiceUnavailable, install_handlers
 from app.middleware import BodyLimit
 from app.observability import RequestContext, configure_logging
@@ -75,10 +75,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # otherwise walk ~200,000 objects (~100 ms, a pause every request in flight would wait out).
     gc.collect()  # what is garbage now must not be frozen with the rest
     gc.freeze()
-    app.state.checkpointer.start()
     yield
     app.state.writer.close()  # commits what is still queued
-    app.state.checkpointer.stop()
     app.state.engine.dispose()
 
 
@@ -113,7 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # of this process queue on a lock instead. PostgreSQL takes concurrent commits as they come.
     app.state.write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
     app.state.writer = AssessmentWriter(engine)
-    app.state.checkpointer = WalCheckpointer(engine)
     app.state.keyring = KeyRing(app.state.sessionmaker)
     app.state.rate_limiter = (
         TokenBucket(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None

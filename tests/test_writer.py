@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.cli import migrate
-from app.db import WAL_AUTOCHECKPOINT_PAGES, WalCheckpointer, make_engine
+from app.db import make_engine
 from app.errors import ServiceUnavailable
 from app.main import create_app
-from app.services.writer import AssessmentWriter
+from app.services.writer import SQLITE_AUTOCHECKPOINT, AssessmentWriter
 from models import Assessment
 from models.base import utcnow
 from tests.factories import match_body
@@ -107,36 +109,39 @@ def test_an_app_started_again_after_shutdown_writes_again(settings):
     app.state.engine.dispose()
 
 
-def checkpointer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "wal-checkpointer"]
+def big_rows(n: int) -> list[dict]:
+    return [{**assessment_row(), "response": '{"assessment_id":"' + "x" * 20_000 + '"}'} for _ in range(n)]
 
 
-def test_sqlite_commits_leave_the_log_to_the_background_checkpointer(tmp_path):
-    """A commit past 1,000 log pages (SQLite's default limit) does not copy the write-ahead log into
-    the database file; the checkpointer's pass does, every frame."""
+def test_a_large_sqlite_commit_does_not_copy_the_log_itself(tmp_path, monkeypatch):
+    """A commit past 1,000 log pages (SQLite's default limit) would copy the write-ahead log into
+    the database file before its requests hear back; a large one leaves that to the writer."""
+    monkeypatch.setattr(AssessmentWriter, "_checkpoint", lambda self: None)  # never, in this test
     path = tmp_path / "wal.db"
     migrate(f"sqlite:///{path}")
     engine = make_engine(f"sqlite:///{path}")
-    with engine.connect() as connection:
-        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT_PAGES
+    size = path.stat().st_size
     writer = AssessmentWriter(engine)
-    big = {**assessment_row(), "response": '{"assessment_id":"' + "x" * 20_000 + '"}'}
-    asyncio.run(writer.write([{**big, "id": uuid.uuid4().hex} for _ in range(300)]))  # ~6 MB
-    size_before = path.stat().st_size
-    busy, frames, copied = WalCheckpointer(engine).checkpoint()
-    assert busy == 0 and frames > 1000 and copied == frames
-    assert path.stat().st_size > size_before + 5_000_000  # the rows reached the file only now
+    asyncio.run(writer.write(big_rows(300)))  # ~6 MB, ~1,500 pages, one commit
+    assert path.stat().st_size == size
+    assert Path(f"{path}-wal").stat().st_size > 5_000_000
+    with engine.connect() as connection:  # the connection's own limit is back for later commits
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == SQLITE_AUTOCHECKPOINT
     writer.close()
     engine.dispose()
 
 
-def test_the_checkpointer_runs_while_a_sqlite_app_runs_and_only_then(settings):
-    app = create_app(settings)
-    with TestClient(app):
-        running = checkpointer_threads()
-        if settings.database_url.startswith("sqlite"):
-            assert len(running) == 1
-        else:
-            assert running == []  # PostgreSQL checkpoints by itself
-    assert checkpointer_threads() == []
-    app.state.engine.dispose()
+def test_the_sqlite_writer_checkpoints_after_a_large_commit(tmp_path):
+    path = tmp_path / "wal.db"
+    migrate(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
+    writer = AssessmentWriter(engine)
+    rows = big_rows(300)
+    asyncio.run(writer.write(rows))
+    deadline = time.monotonic() + 10  # the checkpoint follows the answer, in the writer's thread
+    while path.stat().st_size < 5_000_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size > 5_000_000  # the rows reached the database file, with the writer open
+    writer.close()
+    assert stored_ids(engine, [r["id"] for r in rows]) == {r["id"] for r in rows}
+    engine.dispose()
