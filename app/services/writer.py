@@ -22,6 +22,7 @@ import fcntl
 import logging
 import queue
 import threading
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -65,25 +66,55 @@ class AssessmentWriter:
         self._engine = engine
         self._lock_path = sqlite_lock_path(engine)
         self._checkpoint_due = False
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        # Queued together: the writes of one event-loop turn, or one `submit`.
+        self._queue: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Pending]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def write(self, rows: list[dict[str, Any]]) -> None:
-        """Queue `rows` and wait, without blocking the event loop, until they are committed."""
-        await asyncio.wrap_future(self.submit(rows))
+        """Queue `rows` and wait, without blocking the event loop, until they are committed.
+
+        The writes made in one turn of the event loop are queued together when it ends, so the
+        thread finds them all at once: queued one by one, the thread would wake at the first and
+        commit it alone while the loop was still answering the others (a commit for every 1.6
+        matches on PostgreSQL under load, before this).
+        """
+        loop = asyncio.get_running_loop()
+        turn = self._turns.get(loop)
+        if turn is None:
+            turn = self._turns[loop] = []
+            loop.call_soon(self._end_turn, loop)
+        pending = _Pending(rows)
+        turn.append(pending)
+        await asyncio.wrap_future(pending.done)
+
+    def _end_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        group = self._turns.pop(loop, [])
+        try:
+            self._enqueue(group)
+        except ServiceUnavailable as exc:
+            for pending in group:
+                if pending.done.set_running_or_notify_cancel():
+                    pending.done.set_exception(exc)
 
     def submit(self, rows: list[dict[str, Any]]) -> Future[None]:
+        """Queue `rows` at once (from any thread); the future is done when they are committed."""
         pending = _Pending(rows)
+        self._enqueue([pending])
+        return pending.done
+
+    def _enqueue(self, group: list[_Pending]) -> None:
         with self._start_lock:
             if self._closed:
                 raise ServiceUnavailable("the service is shutting down; send the request again")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="assessment-writer", daemon=True)
                 self._thread.start()
-            self._queue.put(pending)
-        return pending.done
+            self._queue.put(group)
 
     def reopen(self) -> None:
         """Accept writes again (an app started after it was shut down, as tests do)."""
@@ -106,17 +137,18 @@ class AssessmentWriter:
             first = self._queue.get()
             if first is None:
                 return
-            batch, count = [first], len(first.rows)
+            batch = list(first)
+            count = sum(len(pending.rows) for pending in batch)
             while count < MAX_ROWS_PER_COMMIT:
                 try:
-                    item = self._queue.get_nowait()
+                    group = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
+                if group is None:
                     stopping = True
                     break
-                batch.append(item)
-                count += len(item.rows)
+                batch.extend(group)
+                count += sum(len(pending.rows) for pending in group)
             # A request cancelled while it waited (client gone, shutdown timeout) was never answered:
             # its rows are dropped. The others can no longer be cancelled, so their results can be set.
             batch = [pending for pending in batch if pending.done.set_running_or_notify_cancel()]
