@@ -145,3 +145,26 @@ def test_the_sqlite_writer_checkpoints_after_a_large_commit(tmp_path):
     writer.close()
     assert stored_ids(engine, [r["id"] for r in rows]) == {r["id"] for r in rows}
     engine.dispose()
+
+
+def test_the_writes_of_one_event_loop_turn_are_committed_together(database_url, monkeypatch):
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    commits: list[int] = []
+    real_insert = writer._insert
+
+    def counting_insert(rows: list[dict]) -> None:
+        commits.append(len(rows))
+        real_insert(rows)
+
+    monkeypatch.setattr(writer, "_insert", counting_insert)
+    rows = [assessment_row() for _ in range(6)]
+
+    async def one_turn() -> None:
+        await asyncio.gather(*(writer.write([row]) for row in rows))
+
+    asyncio.run(one_turn())
+    assert commits == [6]
+    assert stored_ids(engine, [r["id"] for r in rows]) == {r["id"] for r in rows}
+    writer.close()
+    engine.dispose()
