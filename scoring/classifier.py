@@ -205,7 +205,8 @@ def engine_rows_to_features(rows: np.ndarray) -> np.ndarray:
         raise ValueError(f"engine rows must have {1 + len(NUMERIC_CRITERIA)} columns, got shape {rows.shape}")
     stage = rows[:, 0]
     known = ~np.isnan(stage)
-    if not np.all(np.isin(stage[known], np.arange(len(STAGES)))):
+    index = stage[known]
+    if not np.all((index >= 0) & (index <= len(STAGES) - 1) & (index == np.floor(index))):
         raise ValueError("stage index must be 0 (leader), 1 (chaser), 2 (developing) or NaN")
     values = rows[:, 1:]
     missing = np.isnan(values)

@@ -455,3 +455,13 @@ def test_classifier_module_imports_no_web_or_database_code():
     }
     roots = {name.split(".")[0] for name in imported}
     assert not roots & {"fastapi", "sqlalchemy", "app", "models", "starlette", "pickle", "joblib"}
+
+
+@pytest.mark.parametrize("stage", [-1.0, 0.5, 3.0, np.inf])
+def test_engine_rows_with_a_stage_index_that_is_no_stage_are_refused(stage):
+    row = np.full(1 + len(NUMERIC_CRITERIA), 0.5)
+    row[0] = stage
+    with pytest.raises(ValueError, match="stage index"):
+        engine_rows_to_features(row)
+    row[0] = 2.0
+    assert engine_rows_to_features(row)[0][2] == 1.0  # developing, the third stage column
