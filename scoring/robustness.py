@@ -184,8 +184,10 @@ def _robustness(
     # Profiles with the same known inputs share one set of weight samples.
     if n == 1:
         masks, group = active, np.zeros(1, dtype=int)
-    else:
-        masks, group = np.unique(active, axis=0, return_inverse=True)
+    else:  # each mask as one integer: a 1-D unique is much cheaper than a row-wise one
+        codes = active.astype(np.int64) @ (1 << np.arange(active.shape[1], dtype=np.int64))
+        _, first, group = np.unique(codes, return_index=True, return_inverse=True)
+        masks = active[first]
     for g, mask in enumerate(masks):
         members = np.flatnonzero(group.ravel() == g)
         sampled = _sampled_weights(w, mask, samples, concentration, seed)  # (samples, criteria)
@@ -286,14 +288,11 @@ def _counterfactual(
     best_column = np.full(n, -1)
     best_value = np.full(n, np.nan)
 
-    # 1. Another stage (size 1.0: any numeric move within one level is smaller), scored directly.
+    # 1. Another stage (size 1.0: any numeric move within one level is smaller), scored directly
+    # (with the numeric candidates of step 2, in one call).
     stages = np.arange(len(STAGES), dtype=float)
-    candidate = np.repeat(rows, len(stages), axis=0)
-    candidate[:, 0] = np.tile(stages, n)
-    won_stage = _wins(candidate, w, np.repeat(runner_up, len(stages))).reshape(n, len(stages))
-    won_stage &= ~np.isnan(rows[:, :1]) & (rows[:, :1] != stages[None, :])
-    has = won_stage.any(axis=1)
-    best_column[has], best_value[has] = 0, np.argmax(won_stage, axis=1)[has]
+    stage_candidate = np.repeat(rows, len(stages), axis=0)
+    stage_candidate[:, 0] = np.tile(stages, n)
 
     # 2. Each numeric input j, on each piece: score_m(x) = p_m + q_m * x, shape (n, numeric, pieces, models).
     wa = w * ~np.isnan(rows)  # weights of the known inputs
@@ -346,7 +345,16 @@ def _counterfactual(
     i_idx, j_idx, k_idx, d_idx = np.nonzero(~np.isnan(target))
     candidate = rows[i_idx].copy()
     candidate[np.arange(len(i_idx)), _NUMERIC[j_idx]] = target[i_idx, j_idx, k_idx, d_idx]
-    won = _wins(candidate, w, runner_up[i_idx])
+    won_all = _wins(
+        np.concatenate([stage_candidate, candidate]),
+        w,
+        np.concatenate([np.repeat(runner_up, len(stages)), runner_up[i_idx]]),
+    )
+    won_stage = won_all[: len(stage_candidate)].reshape(n, len(stages))
+    won_stage &= ~np.isnan(rows[:, :1]) & (rows[:, :1] != stages[None, :])
+    has = won_stage.any(axis=1)
+    best_column[has], best_value[has] = 0, np.argmax(won_stage, axis=1)[has]
+    won = won_all[len(stage_candidate) :]
     moves = np.full(target.shape, np.inf)
     moves[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] = np.abs(
         target[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] - x[i_idx[won], j_idx[won], 0]
