@@ -226,6 +226,27 @@ _GATE_RESULTS = [{outcome: _gate_result(gate, outcome) for outcome in (0.0, 1.0)
 _NOT_ASSESSED = [_gate_result(gate, math.nan) for gate in GATES]
 
 
+SHOWN_DECIMALS = 6  # fits, contributions and scores as the API shows them
+
+
+def rounded(values: np.ndarray, decimals: int) -> np.ndarray:
+    """`round(x, decimals)` of every element, in bulk, with Python's result exactly.
+
+    rint(x * 10**d) / 10**d is that result unless x * 10**d lies within float error of a half (the
+    product's error is below 1e-10 for |x| <= 1e4); the few elements that close to a half are
+    rounded by Python itself. NaN stays NaN.
+    """
+    scale = 10.0**decimals
+    scaled = values * scale
+    out = np.rint(scaled) / scale
+    with np.errstate(invalid="ignore"):
+        near_half = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
+    if np.any(near_half | (np.abs(values) > 1e4)):
+        for index in zip(*np.nonzero(near_half | (np.abs(values) > 1e4)), strict=True):
+            out[index] = round(float(values[index]), decimals)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Explained:
     """What explaining n profiles needs, as plain Python lists (row i belongs to profile i): per-element
@@ -239,6 +260,8 @@ class Explained:
     factors: list[list[float]]  # (n, models)
     scores: list[list[float]]  # (n, models)
     order: list[list[int]]  # (n, models) model indices best first
+    fits_shown: list[list[list[float]]]  # fits rounded to SHOWN_DECIMALS; NaN where unknown
+    contributions_shown: list[list[list[float]]]  # contributions rounded to SHOWN_DECIMALS
     confidence: list[float]  # (n,) share of the total weight whose input was known
     raw_weights: dict[str, float]  # the weights used, as given
 
@@ -301,6 +324,8 @@ def explain(
         factors=factors.tolist(),
         scores=score_rows.tolist(),
         order=order.tolist(),
+        fits_shown=rounded(fits, SHOWN_DECIMALS).tolist(),
+        contributions_shown=rounded(contribution, SHOWN_DECIMALS).tolist(),
         confidence=(total / w.sum()).tolist(),
         raw_weights={c: float(w[j]) for j, c in enumerate(CRITERIA)},
     )

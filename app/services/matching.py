@@ -25,7 +25,7 @@ from app.services.classifier_runtime import ActiveClassifier, classifier_for_mat
 from app.services.rounds import Rounds
 from app.services.writer import AssessmentWriter
 from models.base import utcnow
-from scoring.cluster_models import BY_ID
+from scoring.cluster_models import BY_ID, MODEL_IDS
 from scoring.criteria import CRITERIA
 from scoring.engine import ENGINE_VERSION, Evaluation, WeightsError, encode
 from scoring.profile import (
@@ -41,6 +41,7 @@ from scoring.rationale import rationale
 from scoring.robustness import Analysis, Counterfactual, analyse
 
 CORE_INPUTS = ("innovation_stage", "rd", "government_investment_will")
+MODEL_INDEX = {model: m for m, model in enumerate(MODEL_IDS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,15 +218,20 @@ def _counterfactual_out(cf: Counterfactual) -> dict[str, Any]:
 
 def _ranking(
     evaluation: Evaluation,
+    rounded: tuple[list[list[float]], list[list[float]]],
     profile: CountryProfile,
     classifier_probs: dict[str, float] | None,
     blend: float,
 ) -> list[dict[str, Any]]:
+    """The ranking as the API shows it; `rounded` holds the fits and contributions (model, criterion)
+    already rounded to 6 decimals, as `round` would."""
     out: list[dict[str, Any]] = []
     # The input shown and its weight are the same for every model.
     shown = {c: _display(profile, c) for c in CRITERIA}
     weight = {c.criterion: round(c.weight, 6) for c in evaluation.ranking[0].contributions}
+    fits_shown, contributions_shown = rounded
     for item in evaluation.ranking:
+        m = MODEL_INDEX[item.model]
         en, ko = rationale(evaluation, item.model)
         prob = classifier_probs.get(item.model) if classifier_probs else None
         score = item.score if prob is None else (1 - blend) * item.score + blend * prob
@@ -243,10 +249,12 @@ def _ranking(
                         "criterion": criterion,
                         "value": shown[criterion],
                         "weight": weight[criterion],
-                        "fit": None if fit is None else round(fit, 6),
-                        "contribution": round(contribution, 6),
+                        "fit": None if fit != fit else fit,  # NaN: not assessed
+                        "contribution": contribution,
                     }
-                    for criterion, _, fit, contribution in item.contributions
+                    for criterion, fit, contribution in zip(
+                        CRITERIA, fits_shown[m], contributions_shown[m], strict=True
+                    )
                 ],
                 "gates": [
                     {
@@ -324,7 +332,14 @@ def compute(
         method_used = Method.RULES
 
     blend = 1.0 if method_used is Method.CLASSIFIER else settings.hybrid_classifier_weight
-    ranking = _ranking(evaluation, profile, probs if method_used is not Method.RULES else None, blend)
+    explained = analysis.explained
+    ranking = _ranking(
+        evaluation,
+        (explained.fits_shown[index], explained.contributions_shown[index]),
+        profile,
+        probs if method_used is not Method.RULES else None,
+        blend,
+    )
     c = resolved.country
     return {
         "method": method_used.value,

@@ -183,3 +183,25 @@ def test_vectorised_fits_equal_the_documented_curves():
             np.testing.assert_allclose(
                 fits[:, m, j], np.interp(rows[:, j], *FIT_CURVES[model][name]), atol=1e-12
             )
+
+
+def test_rounded_in_bulk_is_pythons_round_exactly():
+    """Including values a last bit either side of a half, where a plain rint(x * 1e6) / 1e6 can differ."""
+    from scoring.engine import rounded
+
+    rng = np.random.default_rng(5)
+    halves = (np.arange(0, 1_000_000, 997) + 0.5) / 1e6  # decimal halves, each a bit off in binary
+    values = np.concatenate(
+        [
+            rng.random(20_000),
+            halves,
+            np.nextafter(halves, 0.0),
+            np.nextafter(halves, 1.0),
+            [0.0, 1.0, 2.675, 0.0000125, 0.5, -0.0, 12345.6789125, np.nan],
+        ]
+    )
+    for decimals in (4, 6):
+        got = rounded(values, decimals).tolist()
+        want = [round(float(v), decimals) for v in values]
+        for g, w, v in zip(got, want, values, strict=True):
+            assert g == w or (g != g and w != w), (v, decimals, g, w)
