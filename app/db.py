@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,6 +48,18 @@ def make_engine(url: str) -> Engine:
         json_serializer=dumps,
         json_deserializer=orjson.loads,
     )
+
+
+_URL_TEXT: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def database_key(engine: Engine) -> str:
+    """The engine's URL as text: the key of the per-database caches. Kept, as `str(url)` costs
+    about 4 us and a match looks it up several times."""
+    key = _URL_TEXT.get(engine)
+    if key is None:
+        key = _URL_TEXT[engine] = str(engine.url)
+    return key
 
 
 def is_sqlite_file(engine: Engine) -> bool:

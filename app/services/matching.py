@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
+from app.db import database_key
 from app.errors import InvalidInput, ServiceError
 from app.observability import MATCHES
 from app.schemas import PROFILE_INPUTS, BatchItemError, MatchRequest, Method, ProfileIn
@@ -540,7 +541,7 @@ def score(
 
 def _in_memory(sessions: sessionmaker[Session], request: MatchRequest, settings: Settings) -> bool:
     """Whether every look-up `score` makes for this request is answered from the in-process caches."""
-    db = str(sessions.kw["bind"].url)  # the key those caches use
+    db = database_key(sessions.kw["bind"])  # the key those caches use
     return (
         reference.in_memory(db, table=request.country is not None)
         and weight_profiles.in_memory(db, request.weight_profile, request.weight_profile_version)

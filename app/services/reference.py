@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.config import PROJECT_ROOT
+from app.db import database_key
 from app.errors import NotFound, ServiceError
 from models import Country, DataSnapshot, IndicatorValue
 from scoring.derive import INDICATORS, DerivedValue, Observation, derive_profile
@@ -163,7 +164,7 @@ _current: dict[str, tuple[float, str | None]] = {}  # database URL -> (read at, 
 
 def current_version(session: Session) -> str | None:
     """The version of the loaded snapshot (None before any load)."""
-    db = str(session.get_bind().engine.url)
+    db = database_key(session.get_bind().engine)
     read_at, version = _current.get(db, (-1e9, None))
     if time.monotonic() - read_at < VERSION_TTL:
         return version

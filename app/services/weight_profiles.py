@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db import database_key
 from app.errors import Conflict, InvalidInput, NotFound
 from models import WeightProfile
 from scoring import ahp
@@ -81,7 +82,7 @@ _resolved: dict[tuple[str, str, int], ResolvedWeights] = {}
 
 
 def _database_of(session: Session) -> str:
-    return str(session.get_bind().engine.url)
+    return database_key(session.get_bind().engine)
 
 
 def in_memory(database_url: str, name: str, version: int | None) -> bool:
