@@ -230,20 +230,22 @@ SHOWN_DECIMALS = 6  # fits, contributions and scores as the API shows them
 
 
 def rounded(values: np.ndarray, decimals: int) -> np.ndarray:
-    """`round(x, decimals)` of every element, in bulk, with Python's result exactly.
+    """`round(x, decimals)` of every element, in bulk, with Python's result exactly. NaN stays NaN.
 
-    rint(x * 10**d) / 10**d is that result unless x * 10**d lies within float error of a half (the
-    product's error is below 1e-10 for |x| <= 1e4); the few elements that close to a half are
-    rounded by Python itself. NaN stays NaN.
+    Python rounds the exact value of x; rint(x * 10**d) / 10**d rounds the product, which is itself
+    rounded to a double. Below 2**52 every half-integer is a double, so that rounding can move the
+    product onto a half but never past one: rint then gives Python's integer except where the product
+    sits at (or, to be safe, within 1e-6 of) a half, and dividing that integer by 10**d gives the same
+    double Python returns. Those few elements, and any too large for the argument (|x| > 1e4), are
+    rounded by Python itself.
     """
     scale = 10.0**decimals
-    scaled = values * scale
-    out = np.rint(scaled) / scale
-    with np.errstate(invalid="ignore"):
-        near_half = np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6
-    if np.any(near_half | (np.abs(values) > 1e4)):
-        for index in zip(*np.nonzero(near_half | (np.abs(values) > 1e4)), strict=True):
-            out[index] = round(float(values[index]), decimals)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = values * scale
+        out = np.rint(scaled) / scale
+        by_python = (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | (np.abs(values) > 1e4)
+    for index in zip(*np.nonzero(by_python), strict=True):
+        out[index] = round(float(values[index]), decimals)
     return out
 
 

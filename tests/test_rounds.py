@@ -10,6 +10,7 @@ import pytest
 
 from app.services import matching
 from app.services.rounds import Rounds
+from scoring.criteria import DEFAULT_WEIGHTS
 
 
 class Recorder:
@@ -111,7 +112,13 @@ def test_concurrent_matches_are_analysed_together_and_answer_as_alone(client, mo
     monkeypatch.setattr(matching.ROUNDS, "_analyse", counting)
     rng = random.Random(7)
     bodies = [{"profile": random_profile(rng), "method": method} for _ in range(12)]
-    bodies.append({"profile": {"innovation_stage": "chaser"}, "method": method})  # fails on its own
+    # Weighted on the manufacturing base alone: two can be scored, the one without it cannot, and
+    # all three share a round (the same weights), so the round falls back to one by one.
+    only_manufacturing = {c: 0.0 for c in DEFAULT_WEIGHTS} | {"manufacturing_base": 1.0}
+    for value in (0.3, None, 0.8):
+        profile = random_profile(rng) | ({"manufacturing_base": value} if value is not None else {})
+        bodies.append({"profile": profile, "method": method, "weights": only_manufacturing})
+    bodies.append({"profile": {"innovation_stage": "chaser"}, "method": method})  # refused before scoring
 
     async def send_all() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=client.app)
@@ -121,13 +128,18 @@ def test_concurrent_matches_are_analysed_together_and_answer_as_alone(client, mo
     matching.MEMO.clear()
     together = asyncio.run(send_all())
     assert max(sizes) > 1, sizes  # some requests really shared an analysis
+    assert sizes.count(3) >= 1 and sizes.count(1) >= 3  # the weighted three: together, then alone
     assert together[-1].status_code == 422
     assert together[-1].json()["errors"][0]["loc"][-1] == "rd_level"
+    assert [r.status_code for r in together[-4:-1]] == [201, 422, 201]
 
     matching.MEMO.clear()
     for body, response in zip(bodies[:-1], together, strict=False):
-        assert response.status_code == 201
         alone = client.post("/v1/match", json=body)
+        assert alone.status_code == response.status_code
+        if response.status_code != 201:
+            assert alone.json() == response.json()
+            continue
         assert _answer(alone.json()) == _answer(response.json())
         stored = client.get(f"/v1/assessments/{response.json()['assessment_id']}")
         assert stored.content == response.content

@@ -168,3 +168,22 @@ def test_the_writes_of_one_event_loop_turn_are_committed_together(database_url, 
     assert stored_ids(engine, [r["id"] for r in rows]) == {r["id"] for r in rows}
     writer.close()
     engine.dispose()
+
+
+def test_a_turn_whose_rows_cannot_be_queued_fails_its_writes_instead_of_hanging(database_url, monkeypatch):
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+
+    def no_thread(group: list) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(writer, "_enqueue", no_thread)
+
+    async def one_turn() -> None:
+        await asyncio.wait_for(
+            asyncio.gather(writer.write([assessment_row()]), writer.write([assessment_row()])), 5
+        )
+
+    with pytest.raises(RuntimeError, match="new thread"):
+        asyncio.run(one_turn())
+    engine.dispose()

@@ -463,7 +463,7 @@ class _Memo:
                 self._items.popitem(last=False)
 
 
-MEMO = _Memo(size=1024)  # about 10 KB an answer: ~10 MB at most a process
+MEMO = _Memo(size=1024)  # about 20 KB an answer (as bytes and as text): ~20 MB at most a process
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,10 @@ a file beside the database, which blocks and wakes in order instead of polling w
 SQLite copies its write-ahead log back into the database file (a checkpoint, with an fsync) inside
 whichever commit takes the log past 1,000 pages, which a 1,000-item batch (11 MB) always does: about
 40 of its 80 ms of writing. A commit that large is made with that turned off, and the writer
-checkpoints after its requests are answered, still holding the lock so that no other writer appends
-meanwhile. Smaller commits keep SQLite's own timing, which spreads the copying more evenly.
+checkpoints right after its requests are answered, taking the lock again. (Another process may
+commit in between; its own commit then does the copying, as SQLite does by default. Nothing is lost
+either way: the log is durable on its own.) Smaller commits keep SQLite's own timing, which spreads
+the copying more evenly.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ log = logging.getLogger("clustermatch.writer")
 ASSESSMENTS = cast(Table, Assessment.__table__)
 MAX_ROWS_PER_COMMIT = 2000  # a full batch request (1,000 items) plus whatever single matches wait
 SQLITE_AUTOCHECKPOINT = 1000  # pages: SQLite's default, which make_engine keeps
-CHECKPOINT_AFTER_BYTES = 4_000_000  # SQLite: a commit this large (~1,000 pages) checkpoints after answering
+# SQLite: a commit whose responses hold this many characters (~4 MB, ~1,000 log pages, ~420 matches)
+# checkpoints after answering.
+CHECKPOINT_AFTER_CHARS = 4_000_000
 
 
 @dataclass
@@ -96,7 +100,7 @@ class AssessmentWriter:
         group = self._turns.pop(loop, [])
         try:
             self._enqueue(group)
-        except ServiceUnavailable as exc:
+        except Exception as exc:  # shutting down (503), or no thread could start: fail, never hang
             for pending in group:
                 if pending.done.set_running_or_notify_cancel():
                     pending.done.set_exception(exc)
@@ -186,7 +190,7 @@ class AssessmentWriter:
         if not rows:
             return
         defer = (
-            self._lock_path is not None and sum(len(r["response"]) for r in rows) >= CHECKPOINT_AFTER_BYTES
+            self._lock_path is not None and sum(len(r["response"]) for r in rows) >= CHECKPOINT_AFTER_CHARS
         )
         with self._exclusive(), self._engine.connect() as connection:
             try:

@@ -190,17 +190,18 @@ def test_rounded_in_bulk_is_pythons_round_exactly():
     from scoring.engine import rounded
 
     rng = np.random.default_rng(5)
-    halves = (np.arange(0, 1_000_000, 997) + 0.5) / 1e6  # decimal halves, each a bit off in binary
-    values = np.concatenate(
-        [
-            rng.random(20_000),
-            halves,
-            np.nextafter(halves, 0.0),
-            np.nextafter(halves, 1.0),
-            [0.0, 1.0, 2.675, 0.0000125, 0.5, -0.0, 12345.6789125, np.nan],
-        ]
-    )
     for decimals in (4, 6):
+        # decimal halves at this precision, each a bit off in binary, and their neighbours
+        halves = (np.arange(0, 10**decimals, 7) + 0.5) / 10**decimals
+        values = np.concatenate(
+            [
+                rng.random(20_000),
+                halves,
+                np.nextafter(halves, 0.0),
+                np.nextafter(halves, 1.0),
+                [0.0, 1.0, 2.675, 0.0000125, 0.5, -0.0, 12345.6789125, 1e300, np.inf, np.nan],
+            ]
+        )
         got = rounded(values, decimals).tolist()
         want = [round(float(v), decimals) for v in values]
         for g, w, v in zip(got, want, values, strict=True):
