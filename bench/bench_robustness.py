@@ -88,6 +88,13 @@ def main() -> int:
     # For context: a match response also carries leave-one-out and the counterfactual.
     print(f"+ leave-one-out + counterfactual: median {full:.3f} ms (three separate passes)")
     print(f"one analysis pass, all of it:     median {median_ms(one_pass, args.repeat):.3f} ms")
+    # A scoring round (app/services/rounds.py) analyses the single matches of one event-loop turn
+    # together: the cost per match of a round of n.
+    for n in (1, 4, 8):
+        round_ms = median_ms(lambda n=n: analyse(many[:n], DEFAULT_WEIGHTS, samples=args.samples), 500)
+        print(
+            f"a round of {n} profiles:            median {round_ms:.3f} ms, {round_ms / n:.3f} ms a profile"
+        )
     print(f"1,000 profiles in one pass:       median {median_ms(thousand_in_one_pass, 20):.1f} ms")
     return 0 if added < TARGET_MS else 1
 
