@@ -187,3 +187,25 @@ def test_a_turn_whose_rows_cannot_be_queued_fails_its_writes_instead_of_hanging(
     with pytest.raises(RuntimeError, match="new thread"):
         asyncio.run(one_turn())
     engine.dispose()
+
+
+def test_a_writer_thread_that_failed_to_start_is_started_on_the_next_write(database_url, monkeypatch):
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    real_start = threading.Thread.start
+    failures = iter([RuntimeError("can't start new thread")])
+
+    def start_once_failing(self: threading.Thread) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start_once_failing)
+    with pytest.raises(RuntimeError):
+        writer.submit([assessment_row()])
+    row = assessment_row()
+    writer.submit([row]).result(timeout=10)  # would wait forever on a thread that never ran
+    assert stored_ids(engine, [row["id"]]) == {row["id"]}
+    writer.close()
+    engine.dispose()

@@ -115,9 +115,10 @@ class AssessmentWriter:
         with self._start_lock:
             if self._closed:
                 raise ServiceUnavailable("the service is shutting down; send the request again")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="assessment-writer", daemon=True)
-                self._thread.start()
+            if self._thread is None:  # kept only once started, so a failed start is tried again
+                thread = threading.Thread(target=self._run, name="assessment-writer", daemon=True)
+                thread.start()
+                self._thread = thread
             self._queue.put(group)
 
     def reopen(self) -> None:
