@@ -21,11 +21,14 @@ class Settings(BaseSettings):
     model_dir: Path = PROJECT_ROOT / "var" / "models"
 
     max_body_bytes: int = 1024 * 1024
+    # A request body not received in full within this many seconds is answered 408 (a client that
+    # sends less than its Content-Length would otherwise hold the connection open for good).
+    body_timeout_seconds: float = Field(30.0, gt=0)
     batch_max_items: int = 1000
     # Share of the classifier probability in a hybrid score; the rest is the rule score.
     hybrid_classifier_weight: float = Field(0.5, ge=0.0, le=1.0)
-    robustness_samples: int = 1000
-    robustness_concentration: float = 50.0
+    robustness_samples: int = Field(1000, ge=1)
+    robustness_concentration: float = Field(50.0, gt=0, allow_inf_nan=False)
 
     require_api_keys: bool = False
     rate_limit_per_minute: int = 600

@@ -8,10 +8,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+MAX_ERRORS = 50  # entries of `errors` in one answer; a body with 80,000 unknown keys gets the first 50
 
 
 class ServiceError(Exception):
@@ -82,7 +84,9 @@ def problem(
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if errors is not None:
-        body["errors"] = errors
+        body["errors"] = errors[:MAX_ERRORS]
+        if len(errors) > MAX_ERRORS:
+            body["errors_omitted"] = len(errors) - MAX_ERRORS
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
@@ -115,6 +119,11 @@ def _allowed_methods(request: Request) -> list[str]:
         request.app.state.path_methods = templates
     found = [(literal, methods) for pattern, literal, methods in templates if pattern.match(request.url.path)]
     chosen = [methods for literal, methods in found if literal] or [methods for _, methods in found]
+    if not chosen:  # a route left out of the API description (/openapi.json, /docs)
+        for route in request.app.routes:
+            regex = getattr(route, "path_regex", None)
+            if regex is not None and regex.match(request.url.path):
+                chosen.append(sorted(getattr(route, "methods", None) or ()))
     return sorted({m for methods in chosen for m in methods})
 
 
@@ -145,10 +154,25 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(OperationalError)
-    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(InterfaceError)  # a connection lost under the driver
+    @app.exception_handler(PoolTimeoutError)  # no connection free in time
+    async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
         return problem(
             503,
             "Service unavailable",
             "the database is not reachable; retry shortly",
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value that validation let through (PostgreSQL takes no NUL in text).
+        return problem(
+            422, "Invalid input", "a value in the request cannot be stored or looked up by the database"
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # The server's own fault: still problem+json. The error and its traceback are logged by the
+        # framework's error middleware, which calls this.
+        return problem(500, "Internal server error", "the server failed to answer; the error is logged")

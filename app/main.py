@@ -107,8 +107,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
-    # SQLite has one writer at a time and a busy handler that sleeps with growing back-off; threads
-    # of this process queue on a lock instead. PostgreSQL takes concurrent commits as they come.
+    # SQLite has one writer at a time and a busy handler that sleeps with growing back-off. Requests
+    # that commit through their session (weight profiles, outcomes, training; read-only ones commit an
+    # empty transaction) queue on this lock instead, within the process; assessments go through the
+    # writer thread, which queues on a file lock across processes. PostgreSQL takes concurrent
+    # commits as they come.
     app.state.write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
     app.state.writer = AssessmentWriter(engine)
     app.state.keyring = KeyRing(app.state.sessionmaker)
@@ -122,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, dependencies=READ_SCOPE)
     _operations(app)
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

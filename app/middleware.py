@@ -1,7 +1,8 @@
-"""ASGI middleware: request body limit."""
+"""ASGI middleware: request body limit and read timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,11 +27,13 @@ async def send_problem(
 
 
 class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, whether or not Content-Length is sent."""
+    """Refuse request bodies over `max_bytes` with 413, whether or not Content-Length is sent, and
+    bodies not received in full within `timeout` seconds with 408."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -43,18 +46,24 @@ class BodyLimit:
                 return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await send_problem(send, 413, "Payload too large", detail)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.timeout):  # one timer for the whole body, no extra task
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        await send_problem(send, 413, "Payload too large", detail)
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            late = f"the request body was not received in full within {self.timeout:g} s"
+            await send_problem(send, 408, "Request timeout", late, [(b"connection", b"close")])
+            return
         body = b"".join(chunks)
         replayed = False
 

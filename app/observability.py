@@ -89,7 +89,7 @@ class RequestContext:
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         start = time.perf_counter()
-        status = 500
+        status = 499  # until a response starts: a client gone before its answer (nginx's code for it)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -104,6 +104,10 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if status == 499:
+                status = 500  # raised before answering: the error middleware outside answers 500
+            raise
         finally:
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", "unmatched")

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from scoring.profile import Level, Stage
 
@@ -33,6 +33,8 @@ CriterionName = Literal[
     "private_sector_strength",
 ]
 ISO3 = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", examples=["KAZ"])]
+# Free text that is stored: any characters but NUL, which PostgreSQL refuses in text.
+NO_NUL = r"^[^\x00]*$"
 ProfileName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 
 
@@ -222,12 +224,21 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[dict[str, Any]] | None = None
+    errors_omitted: int | None = Field(None, description="How many more errors there were than shown")
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[dict[str, Any]] = Field(description="Match requests; each is validated on its own")
+    # Any JSON value is taken here, so that an item that is not an object fails alone, as any bad item.
+    items: list[
+        Annotated[
+            Any,
+            WithJsonSchema(
+                {"description": "A match request (MatchRequest); any other value gets its own error entry"}
+            ),
+        ]
+    ] = Field(description="Match requests; each is validated on its own")
 
 
 class BatchItemError(BaseModel):
@@ -236,6 +247,7 @@ class BatchItemError(BaseModel):
     title: str
     detail: str
     errors: list[dict[str, Any]] | None = None
+    errors_omitted: int | None = Field(None, description="How many more errors there were than shown")
 
 
 class BatchResponse(BaseModel):

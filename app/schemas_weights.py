@@ -11,6 +11,7 @@ from pydantic.config import JsonDict
 
 from app.schemas import (
     ISO3,
+    NO_NUL,
     CounterfactualOut,
     CountrySummary,
     CriterionName,
@@ -26,8 +27,10 @@ from app.schemas import (
 from scoring import ahp
 from scoring.criteria import CRITERIA, CRITERION_INFO
 
-CreatedBy = Annotated[str | None, Field(None, max_length=128, examples=["kim.consultant@khidi.or.kr"])]
-Description = Annotated[str, Field("", max_length=2000)]
+CreatedBy = Annotated[
+    str | None, Field(None, max_length=128, pattern=NO_NUL, examples=["kim.consultant@khidi.or.kr"])
+]
+Description = Annotated[str, Field("", max_length=2000, pattern=NO_NUL)]
 
 # --- weight profiles ---------------------------------------------------------------------------
 
@@ -142,7 +145,7 @@ class AhpCreate(BaseModel):
         description="One matrix per expert; a[i][j] says how much more criterion i matters than j "
         "(1 equal, 3 moderate, 5 strong, 7 very strong, 9 extreme) and a[j][i] = 1/a[i][j]",
     )
-    experts: list[Annotated[str, Field(max_length=128)]] | None = Field(
+    experts: list[Annotated[str, Field(max_length=128, pattern=NO_NUL)]] | None = Field(
         None, description="Optional labels for the matrices, same order"
     )
     description: Description
@@ -157,7 +160,7 @@ class Scenario(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=NO_NUL)]
     profile: ProfileIn = Field(
         default_factory=lambda: ProfileIn.model_validate({}),
         description="Profile values that replace the base's; others stay",

@@ -20,7 +20,8 @@ from scoring.criteria import CRITERIA, FIT_CURVES, GATE_PENALTY, GATES, NUMERIC_
 from scoring.profile import STAGES, CountryProfile
 
 # 1.1: ties within TIE go to the fixed model order; the counterfactual is solved, not searched.
-ENGINE_VERSION = "rules-1.1"
+# 1.2: a counterfactual stage change is one step (developing <-> chaser <-> leader), as for the numbers.
+ENGINE_VERSION = "rules-1.2"
 
 N_MODELS = len(MODEL_IDS)
 N_CRITERIA = len(CRITERIA)
@@ -29,8 +30,13 @@ _STAGE_INDEX = {s: i for i, s in enumerate(STAGES)}
 STAGE_TABLE = np.array([[STAGE_FIT[m][s] for s in STAGES] for m in MODEL_IDS])
 
 
+# Weights are relative. A non-zero weight below this would reach the scores as a subnormal float and
+# lose its precision (5e-324 times a fit is 0), so it is refused rather than silently mis-scored.
+MIN_WEIGHT = 1e-9
+
+
 class WeightsError(ValueError):
-    """Weights that cannot be used: unknown criteria, negative or non-finite, or all zero."""
+    """Weights that cannot be used: unknown criteria, negative, non-finite or too small, or all zero."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -60,6 +66,10 @@ def weight_vector(weights: Mapping[str, float]) -> np.ndarray:
     for name, value in zip(CRITERIA, vector, strict=True):
         if not math.isfinite(value) or value < 0:
             raise WeightsError(f"weights.{name}", f"weight must be a finite number >= 0, got {value}")
+        if 0 < value < MIN_WEIGHT:
+            raise WeightsError(
+                f"weights.{name}", f"weight must be 0 or at least {MIN_WEIGHT:g}, got {value:g}"
+            )
     if vector.sum() <= 0:
         raise WeightsError("weights", "at least one weight must be greater than 0")
     return vector
@@ -143,15 +153,16 @@ def scores(fits: np.ndarray, factors: np.ndarray, weights: np.ndarray) -> np.nda
     return weighted / total[:, None] * factors
 
 
-# Scores that differ by less than this are equal. Equal fits reach a score by different sums, so an
-# exact tie can come out a last bit apart; without a tolerance the rounding, not the fixed model
-# order, would decide it.
+# Scores are compared rounded to TIE_DECIMALS: equal fits reach a score by different sums, so an
+# exact tie can come out a last bit apart, and rounding puts both on the same value so that the fixed
+# model order decides. It is a grid, not a tolerance: two scores a bit apart that straddle the middle
+# of a grid step still round apart (rare: the tie would have to fall on such a middle).
 TIE_DECIMALS = 12
 TIE = 10.0**-TIE_DECIMALS
 
 
 def rank_order(score_rows: np.ndarray) -> np.ndarray:
-    """Model indices best first; ties (within TIE) broken by the fixed model order (stable sort)."""
+    """Model indices best first; ties (equal at TIE_DECIMALS) broken by the fixed model order (stable sort)."""
     return np.argsort(-np.round(score_rows, TIE_DECIMALS), axis=-1, kind="stable")
 
 
@@ -236,14 +247,14 @@ def rounded(values: np.ndarray, decimals: int) -> np.ndarray:
     rounded to a double. Below 2**52 every half-integer is a double, so that rounding can move the
     product onto a half but never past one: rint then gives Python's integer except where the product
     sits at (or, to be safe, within 1e-6 of) a half, and dividing that integer by 10**d gives the same
-    double Python returns. Those few elements, and any too large for the argument (|x| > 1e4), are
-    rounded by Python itself.
+    double Python returns. Those few elements, and any whose product is too large for the argument
+    (|x| * 10**d >= 2**50, with a margin), are rounded by Python itself.
     """
     scale = 10.0**decimals
     with np.errstate(invalid="ignore", over="ignore"):
         scaled = values * scale
         out = np.rint(scaled) / scale
-        by_python = (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | (np.abs(values) > 1e4)
+        by_python = (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6) | (np.abs(scaled) >= 2.0**50)
     for index in zip(*np.nonzero(by_python), strict=True):
         out[index] = round(float(values[index]), decimals)
     return out

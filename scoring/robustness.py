@@ -288,7 +288,7 @@ def _counterfactual(
     best_column = np.full(n, -1)
     best_value = np.full(n, np.nan)
 
-    # 1. Another stage (size 1.0: any numeric move within one level is smaller), scored directly
+    # 1. The next stage up or down (size 1.0: any numeric move within one level is smaller), scored directly
     # (with the numeric candidates of step 2, in one call).
     stages = np.arange(len(STAGES), dtype=float)
     stage_candidate = np.repeat(rows, len(stages), axis=0)
@@ -351,7 +351,9 @@ def _counterfactual(
         np.concatenate([np.repeat(runner_up, len(stages)), runner_up[i_idx]]),
     )
     won_stage = won_all[: len(stage_candidate)].reshape(n, len(stages))
-    won_stage &= ~np.isnan(rows[:, :1]) & (rows[:, :1] != stages[None, :])
+    # One step only, as for the numbers (STAGES is in order): developing <-> chaser <-> leader. A
+    # chaser with both neighbours winning is shown the first in STAGES order.
+    won_stage &= ~np.isnan(rows[:, :1]) & (np.abs(rows[:, :1] - stages[None, :]) == 1)
     has = won_stage.any(axis=1)
     best_column[has], best_value[has] = 0, np.argmax(won_stage, axis=1)[has]
     won = won_all[len(stage_candidate) :]

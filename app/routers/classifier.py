@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.dependencies import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.routers.common import READ, WRITE, problems
+from app.schemas import NO_NUL
 from app.security import ADMIN_SCOPE
 from app.services import registry
 from app.services.classifier_runtime import forget_pointer
@@ -24,7 +25,7 @@ class MarkdownResponse(PlainTextResponse):
     media_type = "text/markdown"
 
 
-VersionPath = Annotated[str, Path(min_length=1, max_length=64)]
+VersionPath = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL)]
 
 
 class ModelVersionOut(BaseModel):
@@ -59,8 +60,10 @@ class TrainResult(BaseModel):
 class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     chosen_model: Literal["production", "hospital", "research", "composite"]
-    decided_by: str = Field(min_length=1, max_length=128, examples=["KHIDI consulting team"])
-    reason: str = Field(min_length=1, max_length=2000, examples=["Ministry chose the hospital-led model"])
+    decided_by: str = Field(min_length=1, max_length=128, pattern=NO_NUL, examples=["KHIDI consulting team"])
+    reason: str = Field(
+        min_length=1, max_length=2000, pattern=NO_NUL, examples=["Ministry chose the hospital-led model"]
+    )
 
 
 class OutcomeOut(BaseModel):
@@ -180,7 +183,9 @@ def activate(version: VersionPath, session: SessionDep, settings: SettingsDep) -
     summary="Record the model finally chosen / 최종 선택 모델 기록",
 )
 def record_outcome(
-    assessment_id: Annotated[str, Path(min_length=1, max_length=64)], body: OutcomeIn, session: SessionDep
+    assessment_id: Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL)],
+    body: OutcomeIn,
+    session: SessionDep,
 ) -> Any:
     """What the consultant or government finally chose, by whom and why (admin: outcomes become
     training labels). Outcomes join the labelled cases of the next training with `label_basis` =

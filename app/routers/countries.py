@@ -11,14 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.csv_export import country_csv_rows, csv_response, wants_csv
 from app.dependencies import SessionDep, SettingsDep
 from app.routers.common import READ, problems
-from app.schemas import MatchRequest, MatchResponse, Method, ProfileName
+from app.schemas import NO_NUL, MatchRequest, MatchResponse, Method, ProfileName
 from app.schemas_countries import CountryDetail, CountryPage, ModelCountries
 from app.services import countries, discovery, matching, reference
 from scoring.profile import Stage
 
 router = APIRouter(prefix="/v1", tags=["countries"])
 
-ISO3Path = Annotated[str, Path(min_length=1, max_length=64, examples=["KAZ"])]
+ISO3Path = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL, examples=["KAZ"])]
 
 
 @router.get(

@@ -10,7 +10,7 @@ from app.csv_export import batch_csv_response, wants_csv
 from app.dependencies import SessionDep, SettingsDep
 from app.openapi_examples import BATCH_EXAMPLE, MATCH_EXAMPLES
 from app.routers.common import READ, WRITE, problems
-from app.schemas import BatchRequest, BatchResponse, MatchRequest, MatchResponse
+from app.schemas import NO_NUL, BatchRequest, BatchResponse, MatchRequest, MatchResponse
 from app.services import assessments, matching
 
 router = APIRouter(prefix="/v1", tags=["matching"])
@@ -80,7 +80,7 @@ async def post_match_batch(
     summary="A stored assessment / 저장된 평가 조회",
 )
 def get_assessment(
-    assessment_id: Annotated[str, Path(min_length=1, max_length=64)], session: SessionDep
+    assessment_id: Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL)], session: SessionDep
 ) -> Any:
     """The assessment exactly as it was returned when it was made. 생성 당시 응답 그대로 반환합니다."""
     return Response(

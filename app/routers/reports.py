@@ -12,7 +12,7 @@ from app.csv_export import MODEL_RANKING_COLUMNS, csv_response
 from app.dependencies import SessionDep
 from app.errors import PROBLEM_JSON
 from app.routers.common import problems
-from app.schemas import ModelId, Problem, ProfileName
+from app.schemas import NO_NUL, ModelId, Problem, ProfileName
 from app.services import report
 from scoring.profile import Stage
 
@@ -25,7 +25,9 @@ SELF_CONTAINED = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:"
 }
 
-AssessmentId = Annotated[str, Path(min_length=1, max_length=64, description="Id returned by POST /v1/match")]
+AssessmentId = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=NO_NUL, description="Id returned by POST /v1/match")
+]
 LangQuery = Annotated[
     Literal["en", "ko"], Query(description="Language of the page: `en` (English) or `ko` (한국어)")
 ]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db import database_key
-from app.errors import InvalidInput, ServiceError
+from app.errors import MAX_ERRORS, InvalidInput, ServiceError
 from app.observability import MATCHES
 from app.schemas import PROFILE_INPUTS, BatchItemError, MatchRequest, Method, ProfileIn
 from app.services import classifier_runtime, reference, weight_profiles
@@ -607,13 +607,20 @@ async def match(
 
 
 def _item_error(index: int, exc: ValidationError | ServiceError) -> dict[str, Any]:
+    errors: list[dict[str, Any]] | None
     if isinstance(exc, ValidationError):
         errors = [{"loc": ["items", str(index), *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()]
-        return BatchItemError(
-            index=index, status=422, title="Invalid request", detail=errors[0]["msg"], errors=errors
-        ).model_dump()
+        title, status, detail = "Invalid request", 422, str(errors[0]["msg"])
+    else:
+        errors, title, status, detail = exc.errors, exc.title, exc.status, exc.detail
+    omitted = len(errors) - MAX_ERRORS if errors is not None and len(errors) > MAX_ERRORS else None
     return BatchItemError(
-        index=index, status=exc.status, title=exc.title, detail=exc.detail, errors=exc.errors
+        index=index,
+        status=status,
+        title=title,
+        detail=detail,
+        errors=errors[:MAX_ERRORS] if errors is not None else None,
+        errors_omitted=omitted,
     ).model_dump()
 
 
@@ -622,7 +629,7 @@ BatchResult = bytes | dict[str, Any]
 
 
 def score_batch(
-    sessions: sessionmaker[Session], *, items: list[dict[str, Any]], settings: Settings
+    sessions: sessionmaker[Session], *, items: list[Any], settings: Settings
 ) -> tuple[list[BatchResult], list[dict[str, Any]]]:
     """(results in item order, assessment rows). Reads only; nothing is stored yet."""
     with sessions() as session:
@@ -633,7 +640,7 @@ async def match_batch(
     sessions: sessionmaker[Session],
     writer: AssessmentWriter,
     *,
-    items: list[dict[str, Any]],
+    items: list[Any],
     settings: Settings,
 ) -> list[BatchResult]:
     """Score many requests and store them; a bad item yields its own error and does not fail the others."""
@@ -660,7 +667,7 @@ def batch_dicts(results: list[BatchResult]) -> list[dict[str, Any]]:
 
 
 def _score_batch(
-    session: Session, *, items: list[dict[str, Any]], settings: Settings
+    session: Session, *, items: list[Any], settings: Settings
 ) -> tuple[list[BatchResult], list[dict[str, Any]]]:
     """Items that share weights are analysed together in one array pass."""
     if len(items) > settings.batch_max_items:

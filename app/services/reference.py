@@ -230,7 +230,8 @@ def suggestions(table: ReferenceTable | None, query: str, limit: int = 5) -> lis
 def get_country(session: Session, *, iso3: str) -> tuple[ReferenceTable, ReferenceCountry]:
     """A country of the current snapshot, or 404 with close matches."""
     table = reference_table(session)
-    code = iso3.strip().upper()
+    # Only ASCII letters are upper-cased: "ı".upper() is "I", and a code is Latin letters alone.
+    code = iso3.strip().upper() if iso3.isascii() else ""
     if table is None:
         raise NotFound("no reference data is loaded; run `python -m app.cli data load`")
     country = table.countries.get(code)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import DataError, InterfaceError
 
-from models import Assessment
+from app.middleware import BodyLimit
+from app.observability import REQUESTS
+from models import Assessment, WeightProfile
+from scoring.criteria import DEFAULT_WEIGHTS
 from tests.factories import match_body
 
 
@@ -73,6 +79,7 @@ CASES = [
         422,
         ["weights"],
     ),
+    ("subnormal weight", weights(rd=5e-324), 422, ["weights", "rd"]),
     ("unknown weight profile", {**match_body(), "weight_profile": "nobody"}, 404, ["weight_profile"]),
     ("unknown method", {**match_body(), "method": "oracle"}, 422, ["body", "method"]),
 ]
@@ -126,3 +133,165 @@ def test_wrong_method_names_every_allowed_method(client):
     response = client.delete("/v1/match")
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
+
+
+def test_openapi_and_docs_name_their_methods_on_405(client):
+    assert client.options("/openapi.json").headers["allow"] == "GET, HEAD"
+    assert "GET" in client.post("/docs").headers["allow"].split(", ")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/assessments/a%00b",
+        "/v1/assessments/a%00b/report",
+        "/v1/countries/K%00Z",
+        "/v1/classifier/versions/v%001/activate",
+    ],
+)
+def test_a_nul_in_a_path_is_a_422_naming_it_on_every_database(client, path):
+    # PostgreSQL refuses NUL in any text parameter; it must never reach the database.
+    response = client.post(path) if path.endswith("/activate") else client.get(path)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["loc"][0] == "path"
+
+
+def test_a_nul_in_stored_text_is_a_422_and_stores_nothing(client):
+    def profiles() -> int:
+        with client.app.state.sessionmaker() as s:
+            return s.scalar(select(func.count()).select_from(WeightProfile))
+
+    before = profiles()
+    body = {"name": "nul-test", "weights": DEFAULT_WEIGHTS, "description": "a\x00b"}
+    response = client.post("/v1/weight-profiles", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["body", "description"]
+    assert profiles() == before
+
+    created = client.post("/v1/match", json=match_body()).json()
+    response = client.post(
+        f"/v1/assessments/{created['assessment_id']}/outcome",
+        json={"chosen_model": "hospital", "decided_by": "team", "reason": "\x00"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "reason"]
+
+
+def test_a_country_code_is_latin_letters_only(client):
+    # "ı" (dotless i) upper-cases to "I"; "ıND" is not India.
+    assert client.get("/v1/countries/%C4%B1ND").status_code == 404
+    assert client.get("/v1/countries/ind").status_code == 200
+
+
+def test_a_batch_item_that_is_not_an_object_fails_alone(client):
+    before = assessments_count(client)
+    response = client.post("/v1/match/batch", json={"items": [match_body(), 5, "x", None]})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert "assessment_id" in results[0]
+    for index in (1, 2, 3):
+        assert results[index]["index"] == index and results[index]["status"] == 422
+        assert results[index]["errors"][0]["loc"] == ["items", str(index)]
+    assert assessments_count(client) == before + 1
+
+
+def test_errors_are_capped_and_the_rest_counted(client):
+    body = match_body()
+    body["profile"].update({f"k{i}": 1 for i in range(120)})
+    problem = client.post("/v1/match", json=body).json()
+    assert len(problem["errors"]) == 50 and problem["errors_omitted"] == 70
+
+    item = {**match_body(), "extra": {f"k{i}": 1 for i in range(3)}}
+    item.update({f"k{i}": 1 for i in range(80)})
+    result = client.post("/v1/match/batch", json={"items": [item]}).json()["results"][0]
+    assert len(result["errors"]) == 50 and result["errors_omitted"] == 31
+
+
+def test_a_body_that_never_arrives_in_full_is_a_408():
+    sent: list[dict] = []
+
+    async def app(scope, receive, send):  # pragma: no cover - never reached
+        raise AssertionError("the app must not see a partial body")
+
+    async def receive():
+        if not sent and not getattr(receive, "first", False):
+            receive.first = True  # type: ignore[attr-defined]
+            return {"type": "http.request", "body": b'{"coun', "more_body": True}
+        await asyncio.sleep(3600)  # a client that sent less than its Content-Length
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "headers": [(b"content-length", b"100")]}
+    asyncio.run(asyncio.wait_for(BodyLimit(app, max_bytes=1000, timeout=0.05)(scope, receive, send), 5))
+    assert sent[0]["status"] == 408
+    assert (b"content-type", b"application/problem+json") in sent[0]["headers"]
+    assert b"not received in full" in sent[1]["body"]
+
+
+def test_a_client_gone_before_its_body_is_counted_as_499_not_500(client):
+    def count(status: str) -> float:
+        return REQUESTS.labels("POST", "unmatched", status)._value.get()
+
+    before_499, before_500 = count("499"), count("500")
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        raise AssertionError("nothing is sent to a client that is gone")
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/match",
+        "raw_path": b"/v1/match",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"testserver")],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    asyncio.run(client.app(scope, receive, send))
+    assert count("499") == before_499 + 1
+    assert count("500") == before_500
+
+
+def test_unexpected_and_database_errors_are_problems_too(client):
+    def boom():
+        raise RuntimeError("a bug")
+
+    def lost():
+        raise InterfaceError("SELECT 1", {}, Exception("connection lost"))
+
+    def unstorable():
+        raise DataError("INSERT", {}, Exception("text fields cannot contain NUL"))
+
+    for path, endpoint in (("/test-boom", boom), ("/test-lost", lost), ("/test-data", unstorable)):
+        client.app.add_api_route(path, endpoint)
+    response = client.get("/test-boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "a bug" not in response.text  # nothing internal leaks
+    response = client.get("/test-lost")
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    response = client.get("/test-data")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "setting", [{"robustness_samples": 0}, {"robustness_concentration": -1.0}, {"body_timeout_seconds": 0}]
+)
+def test_settings_that_would_break_every_match_are_refused_at_start(setting):
+    from pydantic import ValidationError
+
+    from app.config import Settings
+
+    with pytest.raises(ValidationError) as info:
+        Settings(**setting)
+    assert next(iter(setting)) in str(info.value)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from scoring.cluster_models import MODEL_IDS
@@ -109,3 +111,48 @@ def test_a_move_of_exactly_one_level_is_found():
     assert cf.target_model == "composite"
     assert cf.change is not None and cf.change.input == "public_investment_will"
     assert cf.change.to_value == 0.6667
+
+
+EQUAL_WEIGHTS = dict.fromkeys(CRITERIA, 1.0)
+
+
+def test_a_stage_counterfactual_is_one_step():
+    # A developing country whose runner-up (composite) would win as a chaser and as a leader alike:
+    # the answer is the one step, to chaser, not the jump to leader.
+    developing = CountryProfile(
+        Stage.DEVELOPING,
+        rd=0.9,
+        public_investment_will=0.93,
+        healthcare_capacity=0.23,
+        research_capacity=0.18,
+        manufacturing_base=0.97,
+        private_sector_strength=0.3,
+    )
+    runner_up = "composite"
+    for stage in (Stage.CHASER, Stage.LEADER):
+        changed = dataclasses.replace(developing, innovation_stage=stage)
+        assert evaluate(changed, EQUAL_WEIGHTS).recommended == runner_up
+    cf = analyse(encode(developing), EQUAL_WEIGHTS, samples=10).counterfactual_of(0)
+    assert cf.target_model == runner_up
+    assert cf.change is not None and cf.change.input == "innovation_stage"
+    assert (cf.change.from_value, cf.change.to_value) == ("developing", "chaser")
+
+
+def test_stage_counterfactuals_never_skip_a_stage():
+    rows = random_rows(3000, seed=11)
+    rng = np.random.default_rng(12)
+    stage_changes = 0
+    for weights in (
+        DEFAULT_WEIGHTS,
+        EQUAL_WEIGHTS,
+        dict(zip(CRITERIA, rng.random(len(CRITERIA)), strict=True)),
+    ):
+        result = analyse(rows, weights, samples=10)
+        for i in np.flatnonzero(result.cf_column == 0):
+            stage_changes += 1
+            assert abs(result.cf_value[i] - rows[i, 0]) == 1, i
+            # and the stage named does put the runner-up first
+            moved = rows[i].copy()
+            moved[0] = result.cf_value[i]
+            assert analyse(moved, weights, samples=10).order[0, 0] == result.order[i, 1], i
+    assert stage_changes > 0  # the check above ran

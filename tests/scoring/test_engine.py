@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from scoring.cluster_models import MODEL_IDS
 from scoring.criteria import CRITERIA, DEFAULT_WEIGHTS, FIT_CURVES, GATE_PENALTY, STAGE_FIT
-from scoring.engine import TIE, WeightsError, evaluate, fit_matrix
+from scoring.engine import MIN_WEIGHT, TIE, WeightsError, evaluate, fit_matrix
 from scoring.profile import STAGES, CountryProfile, rd_intensity_to_scale
 from tests.factories import profile
 
@@ -93,12 +93,23 @@ def test_missing_optional_inputs_lower_confidence_and_drop_out_of_the_weights():
         ({**DEFAULT_WEIGHTS, "rd": -0.1}, "weights.rd"),
         ({**DEFAULT_WEIGHTS, "rd": math.nan}, "weights.rd"),
         (dict.fromkeys(CRITERIA, 0.0), "weights"),
+        ({**DEFAULT_WEIGHTS, "healthcare_capacity": 5e-324}, "weights.healthcare_capacity"),  # subnormal
+        ({**DEFAULT_WEIGHTS, "rd": MIN_WEIGHT / 2}, "weights.rd"),
     ],
 )
 def test_unusable_weights_are_refused_naming_the_field(weights, field):
     with pytest.raises(WeightsError) as info:
         evaluate(profile(), weights)
     assert info.value.field == field
+
+
+def test_the_smallest_weight_allowed_scores_like_any_other_with_the_same_proportions():
+    p = profile("developing", rd="low", will="high", healthcare_capacity=0.4)
+    tiny = evaluate(p, {"rd": MIN_WEIGHT, "public_investment_will": 2 * MIN_WEIGHT})
+    plain = evaluate(p, {"rd": 1.0, "public_investment_will": 2.0})
+    assert [m.model for m in tiny.ranking] == [m.model for m in plain.ranking]
+    for a, b in zip(tiny.ranking, plain.ranking, strict=True):
+        assert a.score == pytest.approx(b.score, abs=1e-12)
 
 
 def test_rd_intensity_maps_to_levels_at_the_documented_bounds():
@@ -122,7 +133,9 @@ profiles = st.builds(
     manufacturing_base=maybe_unit,
     private_sector_strength=maybe_unit,
 )
-weight_maps = st.fixed_dictionaries({c: st.floats(0.0, 10.0) for c in CRITERIA}).filter(
+# Non-zero weights below MIN_WEIGHT are refused; these stay above it when scaled by 0.01.
+weights = st.one_of(st.just(0.0), st.floats(1e-6, 10.0))
+weight_maps = st.fixed_dictionaries({c: weights for c in CRITERIA}).filter(
     lambda w: w["stage"] + w["public_investment_will"] + w["rd"] > 1e-3
 )
 
@@ -206,3 +219,15 @@ def test_rounded_in_bulk_is_pythons_round_exactly():
         want = [round(float(v), decimals) for v in values]
         for g, w, v in zip(got, want, values, strict=True):
             assert g == w or (g != g and w != w), (v, decimals, g, w)
+
+
+def test_rounded_stays_exact_at_more_decimals_and_larger_values():
+    # The product x * 10**d must stay below 2**52 for the bulk path; beyond, Python rounds.
+    from scoring.engine import rounded
+
+    rng = np.random.default_rng(6)
+    for decimals in (9, 12):
+        values = np.concatenate([rng.random(50_000) * 10_000, rng.random(50_000)])
+        got = rounded(values, decimals).tolist()
+        want = [round(float(v), decimals) for v in values]
+        assert got == want, decimals
