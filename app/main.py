@@ -23,7 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings, get_settings
 from app.db import make_engine
-from app.errors import ServiceError, ServiceUnavailable, install_handlers
+from app.errors import PROBLEM_JSON, ServiceError, ServiceUnavailable, install_handlers
 from app.middleware import BodyLimit
 from app.observability import RequestContext, configure_logging
 from app.routers import classifier, compare, countries, match, meta, reports, weights
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (match, compare, countries, weights, classifier, reports):
         app.include_router(module.router, dependencies=READ_SCOPE)
     _operations(app)
+    _errors_documented_as_problems(app)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds)
     if settings.cors_origins:
@@ -135,6 +136,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(RequestContext)
     return app
+
+
+def _errors_documented_as_problems(app: FastAPI) -> None:
+    """Document every 4xx and 5xx answer as application/problem+json only, which is all the service
+    sends for them. FastAPI would also list the route's own media type (JSON, CSV, Markdown) with the
+    error schema, and none under problem+json."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # cached by FastAPI as app.openapi_schema: edited in place, once
+        for item in schema["paths"].values():
+            for operation in item.values():
+                for code, response in operation.get("responses", {}).items():
+                    content = response.get("content")
+                    if str(code).startswith(("4", "5")) and content:
+                        described = [c["schema"] for c in content.values() if "schema" in c]
+                        response["content"] = {PROBLEM_JSON: {"schema": described[0]} if described else {}}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _operations(app: FastAPI) -> None:

@@ -295,3 +295,15 @@ def test_settings_that_would_break_every_match_are_refused_at_start(setting):
     with pytest.raises(ValidationError) as info:
         Settings(**setting)
     assert next(iter(setting)) in str(info.value)
+
+
+def test_every_error_answer_is_documented_as_problem_json_only(client):
+    checked = 0
+    for path, item in client.get("/openapi.json").json()["paths"].items():
+        for method, operation in item.items():
+            for code, response in operation["responses"].items():
+                if code[0] in "45" and "content" in response:
+                    assert list(response["content"]) == ["application/problem+json"], (method, path, code)
+                    assert "schema" in response["content"]["application/problem+json"], (method, path, code)
+                    checked += 1
+    assert checked > 100
