@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -11,8 +12,12 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
+
+from app.observability import SECURITY_HEADERS
 
 PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("clustermatch.errors")
 MAX_ERRORS = 50  # entries of `errors` in one answer; a body with 80,000 unknown keys gets the first 50
 
 
@@ -119,11 +124,14 @@ def _allowed_methods(request: Request) -> list[str]:
         request.app.state.path_methods = templates
     found = [(literal, methods) for pattern, literal, methods in templates if pattern.match(request.url.path)]
     chosen = [methods for literal, methods in found if literal] or [methods for _, methods in found]
-    if not chosen:  # a route left out of the API description (/openapi.json, /docs)
+    if not chosen:  # a route left out of the API description (/openapi.json, /docs, the static files)
         for route in request.app.routes:
             regex = getattr(route, "path_regex", None)
-            if regex is not None and regex.match(request.url.path):
-                chosen.append(sorted(getattr(route, "methods", None) or ()))
+            if regex is None or not regex.match(request.url.path):
+                continue
+            # The one mount serves Swagger UI's static files, which answer GET and HEAD.
+            allowed = {"GET", "HEAD"} if isinstance(route, Mount) else getattr(route, "methods", None)
+            chosen.append(sorted(allowed or ()))
     return sorted({m for methods in chosen for m in methods})
 
 
@@ -157,6 +165,7 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(InterfaceError)  # a connection lost under the driver
     @app.exception_handler(PoolTimeoutError)  # no connection free in time
     async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc, exc_info=exc)
         return problem(
             503,
             "Service unavailable",
@@ -165,14 +174,30 @@ def install_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DataError)
-    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
-        # The database refused a value that validation let through (PostgreSQL takes no NUL in text).
-        return problem(
-            422, "Invalid input", "a value in the request cannot be stored or looked up by the database"
-        )
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL refuses NUL in text. Validation keeps NUL out of every field that reaches the
+        # database, so this is a backstop; any other refused value is the server's own fault.
+        if "NUL" in str(exc.orig):
+            log.warning("database refused a NUL character: %s", exc)
+            return problem(422, "Invalid input", "text cannot contain the NUL character (\\u0000)")
+        return _server_error(request, exc)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        # The server's own fault: still problem+json. The error and its traceback are logged by the
-        # framework's error middleware, which calls this.
-        return problem(500, "Internal server error", "the server failed to answer; the error is logged")
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The framework's error middleware calls this, outside the request-id middleware, and logs
+        # the traceback itself afterwards.
+        return _server_error(request, exc, logged=True)
+
+
+def _server_error(request: Request, exc: Exception, *, logged: bool = False) -> JSONResponse:
+    """A 500 problem+json that names no internals, with the request id and security headers (the
+    request-id middleware does not see an answer sent from outside it)."""
+    request_id = request.scope.get("state", {}).get("request_id", "")
+    if not logged:
+        log.error("request %s failed: %s", request_id, exc, exc_info=exc)
+    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    return problem(
+        500, "Internal server error", "the server failed to answer; the error is logged", headers=headers
+    )

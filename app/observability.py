@@ -89,7 +89,9 @@ class RequestContext:
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         start = time.perf_counter()
-        status = 499  # until a response starts: a client gone before its answer (nginx's code for it)
+        # Until a response starts: a request that ends with no answer at all is one whose client went
+        # away while sending its body (nginx's 499). A client gone later is logged with the app's status.
+        status = 499
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status

@@ -248,8 +248,11 @@ def rounded(values: np.ndarray, decimals: int) -> np.ndarray:
     product onto a half but never past one: rint then gives Python's integer except where the product
     sits at (or, to be safe, within 1e-6 of) a half, and dividing that integer by 10**d gives the same
     double Python returns. Those few elements, and any whose product is too large for the argument
-    (|x| * 10**d >= 2**50, with a margin), are rounded by Python itself.
+    (|x| * 10**d >= 2**50, with a margin), are rounded by Python itself. So is everything when
+    10**d is not itself a double (more than 22 decimals).
     """
+    if not 0 <= decimals <= 22:
+        return np.array([round(float(v), decimals) for v in values.ravel()]).reshape(values.shape)
     scale = 10.0**decimals
     with np.errstate(invalid="ignore", over="ignore"):
         scaled = values * scale

@@ -621,7 +621,7 @@ def _item_error(index: int, exc: ValidationError | ServiceError) -> dict[str, An
         detail=detail,
         errors=errors[:MAX_ERRORS] if errors is not None else None,
         errors_omitted=omitted,
-    ).model_dump()
+    ).model_dump(exclude={"errors_omitted"} if omitted is None else None)
 
 
 # A batch result is the stored JSON of an item's assessment (as bytes), or the item's error as a dict.

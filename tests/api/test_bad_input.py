@@ -261,27 +261,59 @@ def test_a_client_gone_before_its_body_is_counted_as_499_not_500(client):
     assert count("500") == before_500
 
 
-def test_unexpected_and_database_errors_are_problems_too(client):
+def test_unexpected_and_database_errors_are_problems_too(client, caplog):
+    class Orig(Exception):
+        pass
+
     def boom():
         raise RuntimeError("a bug")
 
     def lost():
-        raise InterfaceError("SELECT 1", {}, Exception("connection lost"))
+        raise InterfaceError("SELECT 1", {}, Orig("connection lost"))
 
-    def unstorable():
-        raise DataError("INSERT", {}, Exception("text fields cannot contain NUL"))
+    def nul():
+        raise DataError("INSERT", {}, Orig("PostgreSQL text fields cannot contain NUL (0x00) bytes"))
 
-    for path, endpoint in (("/test-boom", boom), ("/test-lost", lost), ("/test-data", unstorable)):
+    def too_long():
+        raise DataError("INSERT", {}, Orig("value too long for type character varying(32)"))
+
+    for path, endpoint in (
+        ("/test-boom", boom),
+        ("/test-lost", lost),
+        ("/test-nul", nul),
+        ("/test-long", too_long),
+    ):
         client.app.add_api_route(path, endpoint)
-    response = client.get("/test-boom")
+
+    response = client.get("/test-boom", headers={"X-Request-ID": "abc123abc123"})
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "abc123abc123"  # sent from outside the id middleware
+    assert response.headers["x-content-type-options"] == "nosniff"
     assert "a bug" not in response.text  # nothing internal leaks
+
+    caplog.clear()
     response = client.get("/test-lost")
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
-    response = client.get("/test-data")
+    assert any(
+        r.levelname == "WARNING" and r.exc_info for r in caplog.records if r.name == "clustermatch.errors"
+    )
+
+    response = client.get("/test-nul")
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
+    caplog.clear()
+    response = client.get("/test-long")  # a value the server built itself: its own fault, not the caller's
+    assert response.status_code == 500 and "x-request-id" in response.headers
+    assert any(
+        r.levelname == "ERROR" and r.exc_info for r in caplog.records if r.name == "clustermatch.errors"
+    )
+
+
+def test_405_on_the_static_files_names_their_methods(client):
+    response = client.post("/static-docs/swagger-ui.css")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
 
 
 @pytest.mark.parametrize(

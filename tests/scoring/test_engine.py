@@ -226,8 +226,8 @@ def test_rounded_stays_exact_at_more_decimals_and_larger_values():
     from scoring.engine import rounded
 
     rng = np.random.default_rng(6)
-    for decimals in (9, 12):
-        values = np.concatenate([rng.random(50_000) * 10_000, rng.random(50_000)])
+    for decimals in (9, 12, 22, 23, 30):
+        values = np.concatenate([rng.random(50_000) * 10_000, rng.random(50_000), rng.random(5_000) * 1e-10])
         got = rounded(values, decimals).tolist()
         want = [round(float(v), decimals) for v in values]
         assert got == want, decimals
