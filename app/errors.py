@@ -132,7 +132,10 @@ def _allowed_methods(request: Request) -> list[str]:
             # The one mount serves Swagger UI's static files, which answer GET and HEAD.
             allowed = {"GET", "HEAD"} if isinstance(route, Mount) else getattr(route, "methods", None)
             chosen.append(sorted(allowed or ()))
-    return sorted({m for methods in chosen for m in methods})
+    answered = {m for methods in chosen for m in methods}
+    if "GET" in answered:
+        answered.add("HEAD")  # app.middleware.HeadAsGet
+    return sorted(answered)
 
 
 def install_handlers(app: FastAPI) -> None:

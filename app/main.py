@@ -24,7 +24,7 @@ from sqlalchemy.orm import sessionmaker
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.errors import PROBLEM_JSON, ServiceError, ServiceUnavailable, install_handlers
-from app.middleware import BodyLimit
+from app.middleware import BodyLimit, HeadAsGet
 from app.observability import RequestContext, configure_logging
 from app.routers import classifier, compare, countries, match, meta, reports, weights
 from app.security import READ_SCOPE, TokenBucket
@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _operations(app)
     _errors_documented_as_problems(app)
 
+    app.add_middleware(HeadAsGet)  # innermost: logs and metrics still see HEAD
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds)
     if settings.cors_origins:
         app.add_middleware(

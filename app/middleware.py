@@ -1,4 +1,4 @@
-"""ASGI middleware: request body limit and read timeout."""
+"""ASGI middleware: request body limit, read timeout and media type; HEAD on GET routes."""
 
 from __future__ import annotations
 
@@ -9,9 +9,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 async def send_problem(
-    send: Send, status: int, title: str, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    errors: list[dict[str, object]] | None = None,
 ) -> None:
-    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
+    problem: dict[str, object] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if errors is not None:
+        problem["errors"] = errors
+    body = json.dumps(problem).encode()
     await send(
         {
             "type": "http.response.start",
@@ -26,9 +34,16 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
+def is_json(content_type: bytes) -> bool:
+    """application/json or any application/*+json type, with or without parameters (charset)."""
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
 class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, whether or not Content-Length is sent, and
-    bodies not received in full within `timeout` seconds with 408."""
+    """Refuse request bodies over `max_bytes` with 413, whether or not Content-Length is sent, bodies
+    not received in full within `timeout` seconds with 408, and a body sent as anything but JSON with
+    415. Every request body of the API is JSON; a body without a Content-Type is read as JSON."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 30.0) -> None:
         self.app = app
@@ -65,6 +80,19 @@ class BodyLimit:
             await send_problem(send, 408, "Request timeout", late, [(b"connection", b"close")])
             return
         body = b"".join(chunks)
+        content_type = next((value for name, value in scope["headers"] if name == b"content-type"), None)
+        if body and content_type is not None and not is_json(content_type):
+            sent = content_type.decode("latin-1")
+            await send_problem(
+                send,
+                415,
+                "Unsupported media type",
+                f"the request body must be JSON (Content-Type: application/json), got {sent!r}",
+                errors=[{"loc": ["header", "content-type"], "msg": "expected application/json"}],
+            )
+            return
+        if body and content_type is None:  # read as JSON, which FastAPI only does when it is named
+            scope = {**scope, "headers": [*scope["headers"], (b"content-type", b"application/json")]}
         replayed = False
 
         async def replay() -> Message:
@@ -75,3 +103,23 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class HeadAsGet:
+    """Answer HEAD wherever GET is answered: the GET route runs, and its headers go out without the
+    body (RFC 9110, 9.3.2). FastAPI routes answer GET only; monitors and `curl -I` send HEAD."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

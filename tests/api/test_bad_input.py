@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from sqlalchemy import func, select
@@ -133,6 +134,55 @@ def test_wrong_method_names_every_allowed_method(client):
     response = client.delete("/v1/match")
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
+
+
+def test_wrong_method_on_a_get_route_names_get_and_head(client):
+    response = client.post("/v1/countries")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/v1/countries?limit=2", "/v1/countries/KAZ"])
+def test_head_answers_the_get_headers_without_a_body(client, path):
+    get = client.get(path)
+    head = client.head(path)
+    assert get.status_code == head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers["content-length"] == get.headers["content-length"] != "0"
+    assert "x-request-id" in head.headers
+
+
+def test_head_on_a_post_only_route_is_405(client):
+    response = client.head("/v1/match")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
+def test_a_body_that_is_not_json_is_415_naming_the_header(client, content_type):
+    before = assessments_count(client)
+    response = client.post(
+        "/v1/match", content=json.dumps(match_body()).encode(), headers={"content-type": content_type}
+    )
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["errors"] == [{"loc": ["header", "content-type"], "msg": "expected application/json"}]
+    assert content_type in problem["detail"] and "application/json" in problem["detail"]
+    assert "x-request-id" in response.headers
+    assert assessments_count(client) == before
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "application/problem+json", None]
+)
+def test_json_bodies_are_read_with_or_without_a_content_type(client, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/v1/match", content=json.dumps(match_body()).encode(), headers=headers)
+    assert response.status_code == 201, response.text
 
 
 def test_openapi_and_docs_name_their_methods_on_405(client):
