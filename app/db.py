@@ -13,9 +13,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import get_settings
 from app.json import dumps
 
+PG_CONNECT_TIMEOUT_SECONDS = 10  # an unreachable PostgreSQL host fails a request instead of hanging it
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite files get WAL, foreign keys and a busy timeout."""
+
+def make_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
+    """An engine for `url`; SQLite files get WAL, foreign keys and a busy timeout.
+
+    PostgreSQL connections time out after PG_CONNECT_TIMEOUT_SECONDS; with `statement_timeout` (the
+    service's engine) a statement that runs or waits for a lock longer than that many seconds is
+    cancelled, which answers 503 like a database that is down. Migrations and the command line go
+    without, as building an index on a large table may take longer.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -40,8 +48,12 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    connect_args: dict[str, object] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
+    if statement_timeout is not None:
+        connect_args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
     return create_engine(
         url,
+        connect_args=connect_args,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=10,

@@ -16,7 +16,9 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "API key lacks the scope",
         404: "Unknown id or code",
         409: "Conflict with a concurrent write",
+        408: "Body not received in full in time",
         413: "Body over the size limit",
+        415: "Body sent as something other than JSON",
         422: "Invalid field; `errors` names it",
         429: "Rate limited; see Retry-After",
         503: "Database unavailable",
@@ -26,4 +28,4 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 # 422 is listed everywhere: FastAPI would otherwise document it as plain JSON, and ours is problem+json.
 READ = problems(401, 403, 422, 429, 503)
-WRITE = problems(400, 401, 403, 413, 422, 429, 503)
+WRITE = problems(400, 401, 403, 408, 413, 415, 422, 429, 503)

@@ -367,7 +367,13 @@ def test_405_on_the_static_files_names_their_methods(client):
 
 
 @pytest.mark.parametrize(
-    "setting", [{"robustness_samples": 0}, {"robustness_concentration": -1.0}, {"body_timeout_seconds": 0}]
+    "setting",
+    [
+        {"robustness_samples": 0},
+        {"robustness_concentration": -1.0},
+        {"body_timeout_seconds": 0},
+        {"db_statement_timeout_seconds": 0},
+    ],
 )
 def test_settings_that_would_break_every_match_are_refused_at_start(setting):
     from pydantic import ValidationError

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
@@ -95,6 +98,30 @@ def test_database_down_during_a_request_is_503_and_recovers(tmp_path, model_dir)
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
         assert response.headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_statement_stuck_on_a_lock_is_cancelled_with_503_and_the_service_recovers(database_url, model_dir):
+    app = create_app(make_settings(database_url, model_dir, db_statement_timeout_seconds=0.5))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        stored = c.post("/v1/match", json=match_body())
+        assert stored.status_code == 201
+        # Another session holds the table, as a long migration or a stuck transaction would.
+        with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as locker:
+            locker.execute("LOCK TABLE assessments IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            write = c.post("/v1/match", json=match_body())
+            read = c.get(f"/v1/assessments/{stored.json()['assessment_id']}")
+            waited = time.monotonic() - started
+            locker.rollback()
+        for response in (write, read):
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.headers["retry-after"] == "5"
+        assert waited < 10  # two statements cancelled after 0.5 s each, not a wait without end
+        assert c.post("/v1/match", json=match_body()).status_code == 201
+        assert c.get(f"/v1/assessments/{stored.json()['assessment_id']}").status_code == 200
+    app.state.engine.dispose()
 
 
 def test_revoking_every_key_does_not_reopen_the_api(database_url, model_dir):
