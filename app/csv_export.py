@@ -70,16 +70,40 @@ def csv_response(
     )
 
 
+def _preference(ranges: list[tuple[str, float]], media: str) -> tuple[float, int]:
+    """(quality, position) of the most specific range in an Accept header that covers `media`;
+    (0, len) when none does. Position is where an explicit mention of `media` stands, else len."""
+    kind = media.split("/")[0] + "/*"
+    for wanted in (media, kind, "*/*"):
+        found = [(q, i) for i, (r, q) in enumerate(ranges) if r == wanted]
+        if found:
+            q, i = found[0]
+            return q, i if wanted == media else len(ranges)
+    return 0.0, len(ranges)
+
+
 def wants_csv(format_param: str | None, accept: str | None) -> bool:
-    """True for `?format=csv`, or for an Accept header that prefers text/csv over JSON."""
+    """True for `?format=csv`, or for an Accept header that prefers text/csv over JSON: by quality
+    (`q`, RFC 9110 12.5.1), then by the order of explicit mentions; `*/*` alone means JSON."""
     if format_param is not None:
         return format_param.lower() == "csv"
     if not accept:
         return False
-    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    return "text/csv" in types and types.index("text/csv") < min(
-        (types.index(t) for t in ("application/json", "*/*") if t in types), default=len(types)
-    )
+    ranges: list[tuple[str, float]] = []
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0  # a malformed weight counts as "not acceptable"
+        ranges.append((media.lower(), q))
+    csv_q, csv_at = _preference(ranges, "text/csv")
+    json_q, json_at = _preference(ranges, "application/json")
+    return csv_q > 0 and (csv_q > json_q or (csv_q == json_q and csv_at < json_at))
 
 
 BATCH_COLUMNS: tuple[str, ...] = (

@@ -85,6 +85,15 @@ def test_non_ascii_file_name_gets_an_ascii_fallback():
         (None, "application/json, text/csv", False),
         (None, "*/*", False),
         (None, None, False),
+        (None, "text/csv;q=0, application/json", False),  # q=0: not acceptable
+        (None, "text/csv;q=0.5, application/json", False),  # JSON preferred by quality
+        (None, "application/json;q=0.4, text/csv;q=0.9", True),
+        (None, "application/json;q=0.5, text/csv", True),
+        (None, "text/csv, */*;q=0.1", True),
+        (None, "text/*, application/json;q=0.2", True),
+        (None, "Text/CSV; Q=1", True),  # case-insensitive
+        (None, "text/csv;q=abc", False),  # a malformed weight is not a preference
+        (None, "image/png", False),  # nothing we serve: JSON
     ],
 )
 def test_wants_csv_reads_the_format_parameter_then_accept(fmt, accept, expected):
