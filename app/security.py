@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
@@ -68,18 +69,26 @@ def _principal(request: Request, presented: str | None, scope: str) -> Principal
     return principal
 
 
-# async: the check is in memory (the key ring re-reads its table at most every 2 s), so it runs on
-# the event loop instead of costing a thread hop on every request.
+async def _checked(request: Request, presented: str | None, scope: str) -> Principal | None:
+    """The check runs on the event loop: it is in memory, and a thread hop on every request would
+    cost more. The key ring's reload (a query, every 2 s) goes to a worker thread, so a slow or
+    unreachable database never stalls the loop."""
+    ring: KeyRing = request.app.state.keyring
+    if ring.due():
+        await anyio.to_thread.run_sync(ring.refresh)
+    return _principal(request, presented, scope)
+
+
 async def require_read(
     request: Request, key: Annotated[str | None, Security(api_key_header)] = None
 ) -> Principal | None:
-    return _principal(request, key, "read")
+    return await _checked(request, key, "read")
 
 
 async def require_admin(
     request: Request, key: Annotated[str | None, Security(api_key_header)] = None
 ) -> Principal | None:
-    return _principal(request, key, "admin")
+    return await _checked(request, key, "admin")
 
 
 READ_SCOPE = [Depends(require_read)]

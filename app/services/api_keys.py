@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, ServiceUnavailable
 from models import ApiKey
 from models.base import utcnow
 
@@ -61,26 +61,44 @@ class Principal:
 class KeyRing:
     """Active keys held in memory and reloaded every `ttl` seconds, so a check costs no query.
 
-    A revoked key stops working within `ttl` seconds on every replica.
+    A revoked key stops working within `ttl` seconds on every replica. While the database cannot be
+    read, a reload is tried again at most every `retry` seconds; in between, checks fail at once
+    (503) instead of each waiting on a connection attempt of its own.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], ttl: float = 2.0) -> None:
+    def __init__(self, sessions: sessionmaker[Session], ttl: float = 2.0, retry: float = 1.0) -> None:
         self._sessions = sessions
         self._ttl = ttl
+        self._retry = retry
         self._loaded_at = -1e9
+        self._failed_at = -1e9
         self._keys: dict[str, tuple[str, Principal]] = {}
         self._ever = False
         self._lock = threading.Lock()
 
-    def _refresh(self) -> None:
+    def due(self) -> bool:
+        """Whether the next check reloads the keys (a query: callers on an event loop run `refresh`
+        in a worker thread first)."""
+        return time.monotonic() - self._loaded_at >= self._ttl
+
+    def refresh(self) -> None:
+        """Reload the keys if they are older than `ttl`."""
         now = time.monotonic()
         if now - self._loaded_at < self._ttl:
             return
         with self._lock:
             if now - self._loaded_at < self._ttl:
                 return
-            with self._sessions() as session:
-                rows = session.scalars(select(ApiKey)).all()
+            if now - self._failed_at < self._retry:
+                raise ServiceUnavailable(
+                    "the database is not reachable; retry shortly", headers={"Retry-After": "5"}
+                )
+            try:
+                with self._sessions() as session:
+                    rows = session.scalars(select(ApiKey)).all()
+            except Exception:
+                self._failed_at = time.monotonic()
+                raise
             self._keys = {
                 r.prefix: (r.key_hash, Principal(r.prefix, r.name, frozenset(r.scopes)))
                 for r in rows
@@ -91,12 +109,12 @@ class KeyRing:
 
     def any_keys(self) -> bool:
         """Whether keys are in force: once a key has existed, revoking them all does not open the API."""
-        self._refresh()
+        self.refresh()
         return self._ever
 
     def verify(self, presented: str) -> Principal | None:
         """The key's principal if it is valid and not revoked (constant-time hash comparison)."""
-        self._refresh()
+        self.refresh()
         parts = presented.split("_")
         if len(parts) < 3 or parts[0] != "cm":
             return None

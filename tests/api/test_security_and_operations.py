@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import sessionmaker
+
+from app.errors import ServiceUnavailable
+from app.services.api_keys import KeyRing
 
 from app.main import create_app
 from app.services import api_keys
@@ -122,6 +129,58 @@ def test_a_statement_stuck_on_a_lock_is_cancelled_with_503_and_the_service_recov
         assert c.post("/v1/match", json=match_body()).status_code == 201
         assert c.get(f"/v1/assessments/{stored.json()['assessment_id']}").status_code == 200
     app.state.engine.dispose()
+
+
+DEAD_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
+
+
+def _record_connection_attempts(engine) -> list[str]:
+    """Where each connection attempt ran: on an event loop or in a thread."""
+    attempts: list[str] = []
+
+    @event.listens_for(engine, "do_connect")
+    def _attempt(*_args):
+        try:
+            asyncio.get_running_loop()
+            attempts.append("event loop")
+        except RuntimeError:
+            attempts.append("thread")
+
+    return attempts
+
+
+def test_a_key_ring_that_cannot_reload_tries_again_only_after_its_retry_interval():
+    engine = create_engine(DEAD_DATABASE)
+    attempts = _record_connection_attempts(engine)
+    ring = KeyRing(sessionmaker(bind=engine), retry=60)
+    with pytest.raises(OperationalError):
+        ring.refresh()
+    for _ in range(3):
+        with pytest.raises(ServiceUnavailable):
+            ring.refresh()
+    assert attempts == ["thread"]  # one attempt; the later checks failed at once
+    engine.dispose()
+
+
+def test_with_the_database_unreachable_the_key_check_never_connects_on_the_event_loop(model_dir):
+    app = create_app(make_settings(DEAD_DATABASE, model_dir))
+    attempts = _record_connection_attempts(app.state.engine)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        attempts.clear()  # start-up tries on the loop, before anything is served
+        for _ in range(2):
+            time.sleep(1.1)  # past the key ring's retry interval: it tries the database again
+            for method, path in [
+                ("POST", "/v1/match"),
+                ("GET", "/v1/countries"),
+                ("GET", "/v1/countries/KAZ/match"),
+                ("GET", "/v1/assessments/0123456789abcdef0123456789abcdef"),
+            ]:
+                response = c.request(method, path, json=match_body() if method == "POST" else None)
+                assert response.status_code == 503, (path, response.text)
+                assert response.headers["content-type"] == "application/problem+json"
+                assert response.headers["retry-after"] == "5"
+    # One attempt a retry interval, each in a worker thread; the other requests failed at once.
+    assert attempts == ["thread", "thread"]
 
 
 def test_revoking_every_key_does_not_reopen_the_api(database_url, model_dir):
