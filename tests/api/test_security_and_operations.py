@@ -13,10 +13,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from app.errors import ServiceUnavailable
-from app.services.api_keys import KeyRing
-
 from app.main import create_app
 from app.services import api_keys
+from app.services.api_keys import KeyRing
 from models import ApiKey
 from tests.conftest import make_settings
 from tests.factories import match_body
