@@ -24,8 +24,9 @@ class Settings(BaseSettings):
     # A request body not received in full within this many seconds is answered 408 (a client that
     # sends less than its Content-Length would otherwise hold the connection open for good).
     body_timeout_seconds: float = Field(30.0, gt=0)
-    # PostgreSQL: a statement of the service that runs or waits on a lock longer is cancelled (503).
-    db_statement_timeout_seconds: float = Field(15.0, gt=0, allow_inf_nan=False)
+    # PostgreSQL: a statement of the service that runs or waits on a lock longer is cancelled (503);
+    # 0 turns it off.
+    db_statement_timeout_seconds: float = Field(15.0, ge=0, allow_inf_nan=False)
     batch_max_items: int = 1000
     # Share of the classifier probability in a hybrid score; the rest is the rule score.
     hybrid_classifier_weight: float = Field(0.5, ge=0.0, le=1.0)

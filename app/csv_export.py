@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -97,9 +98,10 @@ def wants_csv(format_param: str | None, accept: str | None) -> bool:
             name, _, value = param.partition("=")
             if name.strip().lower() == "q":
                 try:
-                    q = min(max(float(value), 0.0), 1.0)
+                    q = float(value)
                 except ValueError:
-                    q = 0.0  # a malformed weight counts as "not acceptable"
+                    q = 0.0
+                q = min(max(q, 0.0), 1.0) if math.isfinite(q) else 0.0  # malformed: "not acceptable"
         ranges.append((media.lower(), q))
     csv_q, csv_at = _preference(ranges, "text/csv")
     json_q, json_at = _preference(ranges, "application/json")

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import get_settings
@@ -19,10 +19,11 @@ PG_CONNECT_TIMEOUT_SECONDS = 10  # an unreachable PostgreSQL host fails a reques
 def make_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
     """An engine for `url`; SQLite files get WAL, foreign keys and a busy timeout.
 
-    PostgreSQL connections time out after PG_CONNECT_TIMEOUT_SECONDS; with `statement_timeout` (the
-    service's engine) a statement that runs or waits for a lock longer than that many seconds is
-    cancelled, which answers 503 like a database that is down. Migrations and the command line go
-    without, as building an index on a large table may take longer.
+    PostgreSQL connections time out after PG_CONNECT_TIMEOUT_SECONDS unless the URL says otherwise;
+    with `statement_timeout` (the service's engine; 0 or None: none) a statement that runs or waits
+    for a lock longer than that many seconds is cancelled, which answers 503 like a database that is
+    down. It is sent as the `options` startup parameter, after any the URL gives. Migrations and the
+    command line go without, as building an index on a large table may take longer.
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -48,9 +49,15 @@ def make_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
             cursor.close()
 
         return engine
-    connect_args: dict[str, object] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS}
-    if statement_timeout is not None:
-        connect_args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+    # The URL's own connection parameters stand; these are added to them, not put in their place.
+    given = make_url(url).query
+    connect_args: dict[str, object] = {}
+    if "connect_timeout" not in given:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_SECONDS
+    if statement_timeout:
+        options = given.get("options")
+        own = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+        connect_args["options"] = f"{options} {own}" if isinstance(options, str) and options else own
     return create_engine(
         url,
         connect_args=connect_args,

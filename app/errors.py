@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
+from app.middleware import HEAD_REFUSED
 from app.observability import SECURITY_HEADERS
 
 PROBLEM_JSON = "application/problem+json"
@@ -133,7 +134,7 @@ def _allowed_methods(request: Request) -> list[str]:
             allowed = {"GET", "HEAD"} if isinstance(route, Mount) else getattr(route, "methods", None)
             chosen.append(sorted(allowed or ()))
     answered = {m for methods in chosen for m in methods}
-    if "GET" in answered:
+    if "GET" in answered and not HEAD_REFUSED.match(request.url.path):
         answered.add("HEAD")  # app.middleware.HeadAsGet
     return sorted(answered)
 

@@ -63,6 +63,7 @@ SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.writer.reopen()
     try:
+        app.state.keyring.refresh()
         if not app.state.keyring.any_keys():
             log.warning(
                 "no API keys configured: every endpoint is open (create one with `python -m app.cli keys create`)"

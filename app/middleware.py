@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -80,8 +81,8 @@ class BodyLimit:
             await send_problem(send, 408, "Request timeout", late, [(b"connection", b"close")])
             return
         body = b"".join(chunks)
-        content_type = next((value for name, value in scope["headers"] if name == b"content-type"), None)
-        if body and content_type is not None and not is_json(content_type):
+        content_type = next((value for name, value in scope["headers"] if name == b"content-type"), b"")
+        if body and content_type.strip() and not is_json(content_type):
             sent = content_type.decode("latin-1")
             await send_problem(
                 send,
@@ -91,8 +92,12 @@ class BodyLimit:
                 errors=[{"loc": ["header", "content-type"], "msg": "expected application/json"}],
             )
             return
-        if body and content_type is None:  # read as JSON, which FastAPI only does when it is named
-            scope = {**scope, "headers": [*scope["headers"], (b"content-type", b"application/json")]}
+        if body and not content_type.strip():  # read as JSON, which FastAPI only does when it is named
+            # In place: the router records the matched route in this same scope, for the access log.
+            scope["headers"] = [
+                *((n, v) for n, v in scope["headers"] if n != b"content-type"),
+                (b"content-type", b"application/json"),
+            ]
         replayed = False
 
         async def replay() -> Message:
@@ -105,15 +110,21 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+# GET routes that store something (an assessment): HEAD is not answered there, so a monitor's
+# `curl -I` never writes.
+HEAD_REFUSED = re.compile(r"^/v1/countries/[^/]+/match$")
+
+
 class HeadAsGet:
-    """Answer HEAD wherever GET is answered: the GET route runs, and its headers go out without the
-    body (RFC 9110, 9.3.2). FastAPI routes answer GET only; monitors and `curl -I` send HEAD."""
+    """Answer HEAD wherever GET is answered (except HEAD_REFUSED): the GET route runs, and its headers
+    go out without the body (RFC 9110, 9.3.2). FastAPI routes answer GET only; monitors and `curl -I`
+    send HEAD."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if scope["type"] != "http" or scope["method"] != "HEAD" or HEAD_REFUSED.match(scope["path"]):
             await self.app(scope, receive, send)
             return
 
@@ -122,4 +133,10 @@ class HeadAsGet:
                 message = {**message, "body": b""}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        # A copy: the server's own scope must still say HEAD, so that it sends no body either.
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, headers_only)
+        finally:
+            if "route" in as_get:  # the matched route, for the access log and the metrics outside
+                scope["route"] = as_get["route"]

@@ -93,6 +93,8 @@ def test_non_ascii_file_name_gets_an_ascii_fallback():
         (None, "text/*, application/json;q=0.2", True),
         (None, "Text/CSV; Q=1", True),  # case-insensitive
         (None, "text/csv;q=abc", False),  # a malformed weight is not a preference
+        (None, "application/json;q=nan, text/csv", True),  # nor is a weight that is not a number
+        (None, "text/csv;q=inf, application/json", False),
         (None, "image/png", False),  # nothing we serve: JSON
     ],
 )

@@ -61,35 +61,40 @@ class Principal:
 class KeyRing:
     """Active keys held in memory and reloaded every `ttl` seconds, so a check costs no query.
 
-    A revoked key stops working within `ttl` seconds on every replica. While the database cannot be
-    read, a reload is tried again at most every `retry` seconds; in between, checks fail at once
-    (503) instead of each waiting on a connection attempt of its own.
+    `refresh` reloads (a query: on an event loop, call it in a worker thread when `due`); `any_keys`
+    and `verify` only read what was loaded. A revoked key stops working within `ttl` seconds (and
+    one reload) on every replica. While a reload is running, other callers go on with the keys
+    loaded before it instead of waiting. While the database cannot be read, a reload is tried again
+    at most every `retry` seconds; in between, `refresh` fails at once (503) instead of each
+    caller waiting on a connection attempt of its own.
     """
 
     def __init__(self, sessions: sessionmaker[Session], ttl: float = 2.0, retry: float = 1.0) -> None:
         self._sessions = sessions
         self._ttl = ttl
         self._retry = retry
-        self._loaded_at = -1e9
+        self._loaded_at: float | None = None
         self._failed_at = -1e9
         self._keys: dict[str, tuple[str, Principal]] = {}
         self._ever = False
         self._lock = threading.Lock()
 
     def due(self) -> bool:
-        """Whether the next check reloads the keys (a query: callers on an event loop run `refresh`
-        in a worker thread first)."""
-        return time.monotonic() - self._loaded_at >= self._ttl
+        """Whether the keys are older than `ttl` (or were never loaded)."""
+        return self._loaded_at is None or time.monotonic() - self._loaded_at >= self._ttl
 
     def refresh(self) -> None:
-        """Reload the keys if they are older than `ttl`."""
-        now = time.monotonic()
-        if now - self._loaded_at < self._ttl:
+        """Reload the keys if they are due; raise (503 or the database's error) if they cannot be
+        read and none were ever loaded, or if the last attempt failed."""
+        if not self.due():
             return
-        with self._lock:
-            if now - self._loaded_at < self._ttl:
+        # Never loaded: wait for a reload in progress, there is nothing to go on with meanwhile.
+        if not self._lock.acquire(blocking=self._loaded_at is None):
+            return  # another thread is reloading; the keys loaded before serve until it is done
+        try:
+            if not self.due():
                 return
-            if now - self._failed_at < self._retry:
+            if time.monotonic() - self._failed_at < self._retry:
                 raise ServiceUnavailable(
                     "the database is not reachable; retry shortly", headers={"Retry-After": "5"}
                 )
@@ -105,16 +110,16 @@ class KeyRing:
                 if r.revoked_at is None
             }
             self._ever = bool(rows)
-            self._loaded_at = now
+            self._loaded_at = time.monotonic()  # after the query: a slow one is not due again at once
+        finally:
+            self._lock.release()
 
     def any_keys(self) -> bool:
         """Whether keys are in force: once a key has existed, revoking them all does not open the API."""
-        self.refresh()
         return self._ever
 
     def verify(self, presented: str) -> Principal | None:
         """The key's principal if it is valid and not revoked (constant-time hash comparison)."""
-        self.refresh()
         parts = presented.split("_")
         if len(parts) < 3 or parts[0] != "cm":
             return None

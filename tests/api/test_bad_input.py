@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, InterfaceError
 
-from app.middleware import BodyLimit
+from app.middleware import BodyLimit, HeadAsGet
 from app.observability import REQUESTS
 from models import Assessment, WeightProfile
 from scoring.criteria import DEFAULT_WEIGHTS
@@ -142,15 +142,55 @@ def test_wrong_method_on_a_get_route_names_get_and_head(client):
     assert response.headers["allow"] == "GET, HEAD"
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/v1/countries?limit=2", "/v1/countries/KAZ"])
-def test_head_answers_the_get_headers_without_a_body(client, path):
+def requests_counted(method: str, route: str, status: str) -> float:
+    return REQUESTS.labels(method, route, status)._value.get()
+
+
+@pytest.mark.parametrize(
+    ("path", "route"),
+    [
+        ("/healthz", "/healthz"),
+        ("/v1/countries?limit=2", "/v1/countries"),
+        ("/v1/countries/KAZ", "/v1/countries/{iso3}"),
+    ],
+)
+def test_head_answers_the_get_headers_and_is_counted_under_its_route(client, path, route):
+    before = requests_counted("HEAD", route, "200")
     get = client.get(path)
     head = client.head(path)
     assert get.status_code == head.status_code == 200
-    assert head.content == b""
     assert head.headers["content-type"] == get.headers["content-type"]
     assert head.headers["content-length"] == get.headers["content-length"] != "0"
     assert "x-request-id" in head.headers
+    assert requests_counted("HEAD", route, "200") == before + 1
+
+
+def test_head_sends_no_body_even_where_the_server_would():
+    """The test client, like uvicorn, drops a HEAD body by itself; the middleware must not rely on it."""
+    sent: list[dict] = []
+
+    async def app(scope, receive, send):
+        assert scope["method"] == "GET"
+        scope["route"] = "the GET route"
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]})
+        await send({"type": "http.response.body", "body": b"hello"})
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "HEAD", "path": "/v1/countries", "headers": []}
+    asyncio.run(HeadAsGet(app)(scope, None, send))
+    assert sent[0]["headers"] == [(b"content-length", b"5")]
+    assert sent[1] == {"type": "http.response.body", "body": b""}
+    assert scope["method"] == "HEAD" and scope["route"] == "the GET route"
+
+
+def test_head_is_refused_where_a_get_stores_an_assessment(client):
+    before = assessments_count(client)
+    response = client.head("/v1/countries/KAZ/match")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert assessments_count(client) == before
 
 
 def test_head_on_a_post_only_route_is_405(client):
@@ -177,12 +217,22 @@ def test_a_body_that_is_not_json_is_415_naming_the_header(client, content_type):
 
 
 @pytest.mark.parametrize(
-    "content_type", ["application/json", "application/json; charset=utf-8", "application/problem+json", None]
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/problem+json",
+        "",
+        None,
+    ],
 )
 def test_json_bodies_are_read_with_or_without_a_content_type(client, content_type):
-    headers = {"content-type": content_type} if content_type else {}
+    before = requests_counted("POST", "/v1/match", "201")
+    headers = {"content-type": content_type} if content_type is not None else {}
     response = client.post("/v1/match", content=json.dumps(match_body()).encode(), headers=headers)
     assert response.status_code == 201, response.text
+    assert requests_counted("POST", "/v1/match", "201") == before + 1  # counted under its route
 
 
 def test_openapi_and_docs_name_their_methods_on_405(client):
@@ -372,7 +422,7 @@ def test_405_on_the_static_files_names_their_methods(client):
         {"robustness_samples": 0},
         {"robustness_concentration": -1.0},
         {"body_timeout_seconds": 0},
-        {"db_statement_timeout_seconds": 0},
+        {"db_statement_timeout_seconds": -1},
     ],
 )
 def test_settings_that_would_break_every_match_are_refused_at_start(setting):

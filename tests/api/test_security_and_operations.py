@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
+from app.db import make_engine
 from app.errors import ServiceUnavailable
 from app.main import create_app
 from app.services import api_keys
@@ -106,28 +109,79 @@ def test_database_down_during_a_request_is_503_and_recovers(tmp_path, model_dir)
         assert response.headers["retry-after"] == "5"
 
 
+def _locked(database_url: str, table: str) -> psycopg.Connection:
+    """Another session holding `table`, as a long migration or a stuck transaction would; it keeps the
+    lock until it rolls back, or 30 s at most should a test fail first."""
+    locker = psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql"))
+    locker.execute("SET idle_in_transaction_session_timeout = '30s'")
+    locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    return locker
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_statement_stuck_on_a_lock_is_cancelled_with_503_and_the_service_recovers(database_url, model_dir):
     app = create_app(make_settings(database_url, model_dir, db_statement_timeout_seconds=0.5))
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with TestClient(app, raise_server_exceptions=False) as c, ThreadPoolExecutor(1) as pool:
         stored = c.post("/v1/match", json=match_body())
         assert stored.status_code == 201
-        # Another session holds the table, as a long migration or a stuck transaction would.
-        with psycopg.connect(database_url.replace("postgresql+psycopg", "postgresql")) as locker:
-            locker.execute("LOCK TABLE assessments IN ACCESS EXCLUSIVE MODE")
-            started = time.monotonic()
-            write = c.post("/v1/match", json=match_body())
-            read = c.get(f"/v1/assessments/{stored.json()['assessment_id']}")
-            waited = time.monotonic() - started
+        read_path = f"/v1/assessments/{stored.json()['assessment_id']}"
+        locker = _locked(database_url, "assessments")
+        try:
+            # From a thread with a deadline: without the timeout these would wait for good.
+            write = pool.submit(c.post, "/v1/match", json=match_body()).result(timeout=10)
+            read = pool.submit(c.get, read_path).result(timeout=10)
+        finally:
             locker.rollback()
+            locker.close()
         for response in (write, read):
             assert response.status_code == 503, response.text
             assert response.headers["content-type"] == "application/problem+json"
             assert response.headers["retry-after"] == "5"
-        assert waited < 10  # two statements cancelled after 0.5 s each, not a wait without end
         assert c.post("/v1/match", json=match_body()).status_code == 201
-        assert c.get(f"/v1/assessments/{stored.json()['assessment_id']}").status_code == 200
+        assert c.get(read_path).status_code == 200
     app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_urls_own_connection_parameters_stand_beside_the_statement_timeout(database_url):
+    url = f"{database_url}?options=-c%20search_path%3Dpg_catalog&connect_timeout=3"
+    engine = make_engine(url, statement_timeout=1.5)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW search_path").scalar() == "pg_catalog"
+        assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "1500ms"
+        dsn = connection.connection.dbapi_connection.info.dsn  # what the driver was given
+    assert "connect_timeout=3" in dsn
+    engine.dispose()
+    engine = make_engine(database_url, statement_timeout=0)  # 0: no timeout; the default connect timeout
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
+        assert "connect_timeout=10" in connection.connection.dbapi_connection.info.dsn
+    engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_while_a_reload_waits_on_the_database_checks_go_on_with_the_keys_loaded_before(database_url):
+    engine = make_engine(database_url)
+    ring = KeyRing(sessionmaker(bind=engine), ttl=0.3)
+    ring.refresh()
+    time.sleep(0.35)  # due again
+    locker = _locked(database_url, "api_keys")
+    slow = threading.Thread(target=ring.refresh)
+    try:
+        slow.start()
+        time.sleep(0.5)  # the reload now waits on the lock, longer than the ring's ttl
+        assert slow.is_alive()
+        started = time.monotonic()
+        ring.refresh()  # does not wait for it
+        assert time.monotonic() - started < 0.2
+    finally:
+        locker.rollback()
+        locker.close()
+    slow.join(timeout=10)
+    assert not slow.is_alive()
+    # Loaded when the slow reload ended, not when it began: not due again at once.
+    assert not ring.due()
+    engine.dispose()
 
 
 DEAD_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
