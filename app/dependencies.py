@@ -6,17 +6,40 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.config import Settings
 
 
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context: object) -> None:
+    session.info["wrote"] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info["wrote"] = True
+
+
+def wrote(session: Session) -> bool:
+    """Whether the session has written, or would write on commit. Should a write ever go unseen,
+    its commit still happens, only outside the write lock, where SQLite's busy handler waits."""
+    return bool(session.info.get("wrote") or session.new or session.dirty or session.deleted)
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """The request owns the transaction: commit on success, roll back on error."""
+    """The request owns the transaction: commit on success, roll back on error. A session that
+    wrote commits under the app's write lock (SQLite's single writer); one that only read does not
+    wait for it."""
     session: Session = request.app.state.sessionmaker()
     try:
         yield session
-        with request.app.state.write_lock:
+        if wrote(session):
+            with request.app.state.write_lock:
+                session.commit()
+        else:
             session.commit()
     except BaseException:
         session.rollback()

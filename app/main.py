@@ -109,10 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
     # SQLite has one writer at a time and a busy handler that sleeps with growing back-off. Requests
-    # that commit through their session (weight profiles, outcomes, training; read-only ones commit an
-    # empty transaction) queue on this lock instead, within the process; assessments go through the
-    # writer thread, which queues on a file lock across processes. PostgreSQL takes concurrent
-    # commits as they come.
+    # that write through their session (weight profiles, outcomes, training) queue on this lock
+    # instead, within the process (read-only ones commit without it: see app.dependencies);
+    # assessments go through the writer thread, which queues on a file lock across processes.
+    # PostgreSQL takes concurrent commits as they come.
     app.state.write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
     app.state.writer = AssessmentWriter(engine)
     app.state.keyring = KeyRing(app.state.sessionmaker)

@@ -416,3 +416,33 @@ def test_concurrent_posts_through_the_api_get_distinct_versions_or_409(client):
     assert sorted(set(statuses)) in ([201], [201, 409]), statuses
     versions = [v["version"] for v in client.get(f"/v1/weight-profiles/{name}/versions").json()]
     assert versions == list(range(1, statuses.count(201) + 1))
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_reads_do_not_wait_for_the_write_lock_and_writes_do(client):
+    """SQLite: the app's write lock serialises the commits that write; a read commits without it."""
+    lock: threading.Lock = client.app.state.write_lock
+    name = f"lock-{uuid.uuid4().hex[:8]}"
+    results: dict[str, int] = {}
+
+    def call(key: str, method: str, path: str, **kwargs: Any) -> None:
+        results[key] = client.request(method, path, **kwargs).status_code
+
+    lock.acquire()  # a write of this process in progress
+    try:
+        read = threading.Thread(target=call, args=("read", "GET", "/v1/weight-profiles"))
+        write = threading.Thread(
+            target=call,
+            args=("write", "POST", "/v1/weight-profiles"),
+            kwargs={"json": {"name": name, "weights": full_weights()}},
+        )
+        read.start()
+        write.start()
+        read.join(timeout=10)
+        assert results.get("read") == 200
+        write.join(timeout=0.5)
+        assert write.is_alive() and "write" not in results  # waits for the lock
+    finally:
+        lock.release()
+    write.join(timeout=10)
+    assert results["write"] == 201
