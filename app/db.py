@@ -22,8 +22,10 @@ def make_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
     PostgreSQL connections time out after PG_CONNECT_TIMEOUT_SECONDS unless the URL says otherwise;
     with `statement_timeout` (the service's engine; 0 or None: none) a statement that runs or waits
     for a lock longer than that many seconds is cancelled, which answers 503 like a database that is
-    down. It is sent as the `options` startup parameter, after any the URL gives. Migrations and the
-    command line go without, as building an index on a large table may take longer.
+    down. It is sent as the `options` startup parameter, after any the URL gives (a `statement_timeout`
+    in the URL's `options` stands instead). Both take the place of PGOPTIONS and PGCONNECT_TIMEOUT
+    from the environment. Migrations and the command line go without a statement timeout, as building
+    an index on a large table may take longer.
     """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -54,10 +56,12 @@ def make_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
     connect_args: dict[str, object] = {}
     if "connect_timeout" not in given:
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_SECONDS
-    if statement_timeout:
-        options = given.get("options")
-        own = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
-        connect_args["options"] = f"{options} {own}" if isinstance(options, str) and options else own
+    options = given.get("options", "")
+    options = " ".join(options) if isinstance(options, tuple) else options  # given more than once
+    if statement_timeout and "statement_timeout" not in options:  # the URL's own setting stands
+        options = f"{options} -c statement_timeout={max(1, round(statement_timeout * 1000))}".strip()
+    if options:
+        connect_args["options"] = options
     return create_engine(
         url,
         connect_args=connect_args,

@@ -7,25 +7,32 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from app.config import Settings
 
 
-@event.listens_for(Session, "after_flush")
 def _flushed(session: Session, _context: object) -> None:
     session.info["wrote"] = True
 
 
-@event.listens_for(Session, "do_orm_execute")
 def _executed(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
         state.session.info["wrote"] = True
 
 
+def track_writes(sessions: sessionmaker[Session]) -> None:
+    """Mark the sessions of `sessions` that write (see `wrote`)."""
+    event.listen(sessions, "after_flush", _flushed)
+    event.listen(sessions, "do_orm_execute", _executed)
+
+
 def wrote(session: Session) -> bool:
-    """Whether the session has written, or would write on commit. Should a write ever go unseen,
-    its commit still happens, only outside the write lock, where SQLite's busy handler waits."""
+    """Whether the session has written, or would write on commit: ORM changes and flushes, and
+    `session.execute` of Core insert, update and delete. Not seen: `text()` statements, statements
+    run on `session.connection()`, and the legacy bulk methods; no request path writes that way.
+    A write that goes unseen still commits, only outside the write lock, where SQLite's busy handler
+    waits for the other writers."""
     return bool(session.info.get("wrote") or session.new or session.dirty or session.deleted)
 
 

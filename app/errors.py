@@ -14,7 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Mount
 
-from app.middleware import HEAD_REFUSED
+from app.middleware import HEAD_REFUSED, app_path
 from app.observability import SECURITY_HEADERS
 
 PROBLEM_JSON = "application/problem+json"
@@ -123,18 +123,19 @@ def _allowed_methods(request: Request) -> list[str]:
             methods = [m.upper() for m in _HTTP_METHODS if m in item]
             templates.append((pattern, "{" not in path, methods))
         request.app.state.path_methods = templates
-    found = [(literal, methods) for pattern, literal, methods in templates if pattern.match(request.url.path)]
+    route_path = app_path(request.scope)
+    found = [(literal, methods) for pattern, literal, methods in templates if pattern.match(route_path)]
     chosen = [methods for literal, methods in found if literal] or [methods for _, methods in found]
     if not chosen:  # a route left out of the API description (/openapi.json, /docs, the static files)
         for route in request.app.routes:
             regex = getattr(route, "path_regex", None)
-            if regex is None or not regex.match(request.url.path):
+            if regex is None or not regex.match(route_path):
                 continue
             # The one mount serves Swagger UI's static files, which answer GET and HEAD.
             allowed = {"GET", "HEAD"} if isinstance(route, Mount) else getattr(route, "methods", None)
             chosen.append(sorted(allowed or ()))
     answered = {m for methods in chosen for m in methods}
-    if "GET" in answered and not HEAD_REFUSED.match(request.url.path):
+    if "GET" in answered and not HEAD_REFUSED.match(route_path):
         answered.add("HEAD")  # app.middleware.HeadAsGet
     return sorted(answered)
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings, get_settings
 from app.db import make_engine
+from app.dependencies import track_writes
 from app.errors import PROBLEM_JSON, ServiceError, ServiceUnavailable, install_handlers
 from app.middleware import BodyLimit, HeadAsGet
 from app.observability import RequestContext, configure_logging
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)
+    track_writes(app.state.sessionmaker)
     # SQLite has one writer at a time and a busy handler that sleeps with growing back-off. Requests
     # that write through their session (weight profiles, outcomes, training) queue on this lock
     # instead, within the process (read-only ones commit without it: see app.dependencies);

@@ -111,8 +111,16 @@ class BodyLimit:
 
 
 # GET routes that store something (an assessment): HEAD is not answered there, so a monitor's
-# `curl -I` never writes.
+# `curl -I` never writes. Matched on `app_path`.
 HEAD_REFUSED = re.compile(r"^/v1/countries/[^/]+/match$")
+
+
+def app_path(scope: Scope) -> str:
+    """The request path within the app: without the root path the app is served under. (Inside a
+    mount, `root_path` also holds the mount's prefix; `app_root_path` is the app's own.)"""
+    path: str = scope["path"]
+    root: str = scope.get("app_root_path", scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 class HeadAsGet:
@@ -124,7 +132,7 @@ class HeadAsGet:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD" or HEAD_REFUSED.match(scope["path"]):
+        if scope["type"] != "http" or scope["method"] != "HEAD" or HEAD_REFUSED.match(app_path(scope)):
             await self.app(scope, receive, send)
             return
 

@@ -51,6 +51,10 @@ def get_all(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
+def _unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("the database is not reachable; retry shortly", headers={"Retry-After": "5"})
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     prefix: str
@@ -62,17 +66,21 @@ class KeyRing:
     """Active keys held in memory and reloaded every `ttl` seconds, so a check costs no query.
 
     `refresh` reloads (a query: on an event loop, call it in a worker thread when `due`); `any_keys`
-    and `verify` only read what was loaded. A revoked key stops working within `ttl` seconds (and
-    one reload) on every replica. While a reload is running, other callers go on with the keys
-    loaded before it instead of waiting. While the database cannot be read, a reload is tried again
-    at most every `retry` seconds; in between, `refresh` fails at once (503) instead of each
-    caller waiting on a connection attempt of its own.
+    and `verify` only read what was loaded. While a reload runs, other callers go on with the keys
+    loaded before it instead of waiting, but only while those are at most `ttl + max_stale` seconds
+    old; past that (a reload stuck on the database) they answer 503. So a revoked key stops working
+    within `ttl + max_stale` seconds on every replica. While the database cannot be read, a reload
+    is tried again at most every `retry` seconds; in between, `refresh` fails at once (503) instead
+    of each caller waiting on a connection attempt of its own.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], ttl: float = 2.0, retry: float = 1.0) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], ttl: float = 2.0, retry: float = 1.0, max_stale: float = 5.0
+    ) -> None:
         self._sessions = sessions
         self._ttl = ttl
         self._retry = retry
+        self._max_stale = max_stale
         self._loaded_at: float | None = None
         self._failed_at = -1e9
         self._keys: dict[str, tuple[str, Principal]] = {}
@@ -84,20 +92,20 @@ class KeyRing:
         return self._loaded_at is None or time.monotonic() - self._loaded_at >= self._ttl
 
     def refresh(self) -> None:
-        """Reload the keys if they are due; raise (503 or the database's error) if they cannot be
-        read and none were ever loaded, or if the last attempt failed."""
+        """Reload the keys if they are due. Raises (503, or the database's error) when they cannot be
+        read, and when another caller's reload is under way and the keys at hand are too old to use."""
         if not self.due():
             return
-        # Never loaded: wait for a reload in progress, there is nothing to go on with meanwhile.
-        if not self._lock.acquire(blocking=self._loaded_at is None):
-            return  # another thread is reloading; the keys loaded before serve until it is done
+        if not self._lock.acquire(blocking=False):  # another caller is reloading
+            loaded_at = self._loaded_at
+            if loaded_at is not None and time.monotonic() - loaded_at <= self._ttl + self._max_stale:
+                return  # the keys loaded before serve until it is done
+            raise _unavailable()
         try:
             if not self.due():
                 return
             if time.monotonic() - self._failed_at < self._retry:
-                raise ServiceUnavailable(
-                    "the database is not reachable; retry shortly", headers={"Retry-After": "5"}
-                )
+                raise _unavailable()
             try:
                 with self._sessions() as session:
                     rows = session.scalars(select(ApiKey)).all()

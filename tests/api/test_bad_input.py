@@ -6,9 +6,11 @@ import asyncio
 import json
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, InterfaceError
 
+from app.main import create_app
 from app.middleware import BodyLimit, HeadAsGet
 from app.observability import REQUESTS
 from models import Assessment, WeightProfile
@@ -191,6 +193,18 @@ def test_head_is_refused_where_a_get_stores_an_assessment(client):
     assert response.status_code == 405
     assert response.headers["allow"] == "GET"
     assert assessments_count(client) == before
+
+
+def test_head_is_refused_where_a_get_stores_an_assessment_behind_a_root_path(settings):
+    app = create_app(settings)
+    with TestClient(app, root_path="/api", raise_server_exceptions=False) as c:
+        before = assessments_count(c)
+        response = c.head("/api/v1/countries/KAZ/match")
+        assert response.status_code == 405
+        assert response.headers["allow"] == "GET"
+        assert assessments_count(c) == before
+        assert c.head("/api/v1/countries/KAZ").status_code == 200
+    app.state.engine.dispose()
 
 
 def test_head_on_a_post_only_route_is_405(client):

@@ -152,6 +152,13 @@ def test_the_urls_own_connection_parameters_stand_beside_the_statement_timeout(d
         dsn = connection.connection.dbapi_connection.info.dsn  # what the driver was given
     assert "connect_timeout=3" in dsn
     engine.dispose()
+    # options given twice, one of them a statement_timeout of the URL's own, which stands
+    url = f"{database_url}?options=-c%20search_path%3Dpg_catalog&options=-c%20statement_timeout%3D2500"
+    engine = make_engine(url, statement_timeout=1.5)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW search_path").scalar() == "pg_catalog"
+        assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "2500ms"
+    engine.dispose()
     engine = make_engine(database_url, statement_timeout=0)  # 0: no timeout; the default connect timeout
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
@@ -162,7 +169,7 @@ def test_the_urls_own_connection_parameters_stand_beside_the_statement_timeout(d
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_while_a_reload_waits_on_the_database_checks_go_on_with_the_keys_loaded_before(database_url):
     engine = make_engine(database_url)
-    ring = KeyRing(sessionmaker(bind=engine), ttl=0.3)
+    ring = KeyRing(sessionmaker(bind=engine), ttl=0.3, max_stale=1.0)
     ring.refresh()
     time.sleep(0.35)  # due again
     locker = _locked(database_url, "api_keys")
@@ -172,8 +179,13 @@ def test_while_a_reload_waits_on_the_database_checks_go_on_with_the_keys_loaded_
         time.sleep(0.5)  # the reload now waits on the lock, longer than the ring's ttl
         assert slow.is_alive()
         started = time.monotonic()
-        ring.refresh()  # does not wait for it
+        ring.refresh()  # does not wait for it: the keys are 0.85 s old, within ttl + max_stale
         assert time.monotonic() - started < 0.2
+        time.sleep(1.0)  # 1.85 s old: past ttl + max_stale, too old to trust a revocation to
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable):
+            ring.refresh()
+        assert time.monotonic() - started < 0.2  # still without waiting
     finally:
         locker.rollback()
         locker.close()
@@ -181,6 +193,19 @@ def test_while_a_reload_waits_on_the_database_checks_go_on_with_the_keys_loaded_
     assert not slow.is_alive()
     # Loaded when the slow reload ended, not when it began: not due again at once.
     assert not ring.due()
+    engine.dispose()
+
+
+def test_key_checks_read_what_was_loaded_and_never_query(database_url):
+    engine = make_engine(database_url)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_a: statements.append(sql))
+    ring = KeyRing(sessionmaker(bind=engine), ttl=0.0)  # due at every moment
+    ring.refresh()
+    assert len(statements) == 1
+    ring.any_keys()
+    ring.verify("cm_abcdefgh_" + "x" * 32)
+    assert len(statements) == 1
     engine.dispose()
 
 

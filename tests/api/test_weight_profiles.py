@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from app.db import make_engine
+from app.dependencies import wrote
 from app.errors import Conflict, InvalidInput
 from app.main import create_app
 from app.routers.weights import AHP_EXAMPLES, CREATE_EXAMPLES
@@ -446,3 +447,28 @@ def test_reads_do_not_wait_for_the_write_lock_and_writes_do(client):
         lock.release()
     write.join(timeout=10)
     assert results["write"] == 201
+
+
+def test_the_sessions_of_the_app_know_when_they_wrote(client):
+    """What decides whether a request's commit takes the SQLite write lock."""
+    sessions = client.app.state.sessionmaker
+    with sessions() as s:
+        s.scalars(select(WeightProfile)).all()
+        assert not wrote(s)
+        s.rollback()
+    with sessions() as s:  # a Core update through the session, as classifier activation does
+        s.execute(
+            update(WeightProfile).where(WeightProfile.name == "no such profile").values(description="x")
+        )
+        assert wrote(s)
+        s.rollback()
+    with sessions() as s:  # an ORM change, flushed or not
+        s.add(
+            WeightProfile(
+                name=f"w-{uuid.uuid4().hex[:8]}", version=1, weights=full_weights(), method="manual"
+            )
+        )
+        assert wrote(s)
+        s.flush()
+        assert wrote(s)
+        s.rollback()
