@@ -1,11 +1,9 @@
-"""Group commit for assessments: writer threads write the rows of concurrent matches together (one
-thread a process on SQLite, two on PostgreSQL).
+"""Group commit for assessments: one thread a process writes the rows of concurrent matches together.
 
 A match is answered only after its row is committed, so an id a caller receives is durable. Under
-load many matches wait at the same moment; a writer thread takes every row queued by then and
-commits them in one transaction, so sixteen concurrent matches cost one commit instead of sixteen
-(and, on SQLite, one turn of the single-writer lock instead of sixteen waits in its sleeping busy
-handler).
+load many matches wait at the same moment; the writer takes every row queued by then and commits
+them in one transaction, so sixteen concurrent matches cost one commit instead of sixteen (and, on
+SQLite, one turn of the single-writer lock instead of sixteen waits in its sleeping busy handler).
 
 On SQLite the writers of several processes (uvicorn workers) also queue on an exclusive `flock` of
 a file beside the database, which blocks and wakes in order instead of polling with back-off.
@@ -26,7 +24,6 @@ import fcntl
 import logging
 import queue
 import threading
-import time
 import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -50,9 +47,6 @@ SQLITE_AUTOCHECKPOINT = 1000  # pages: SQLite's default, which make_engine keeps
 # SQLite: a commit whose responses hold this many characters (~4 MB, ~1,000 log pages, ~420 matches)
 # checkpoints after answering.
 CHECKPOINT_AFTER_CHARS = 4_000_000
-# Writer threads a process on PostgreSQL. Measured under the bench load (2 workers, 16 connections):
-# about 15 % more matches a second with two than with one; see bench/RESULTS.md.
-POSTGRESQL_WRITER_THREADS = 2
 
 
 @dataclass
@@ -78,11 +72,7 @@ class AssessmentWriter:
         self._checkpoint_due = False
         # Queued together: the writes of one event-loop turn, or one `submit`.
         self._queue: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()
-        # SQLite has one writer at a time (and the file lock makes the processes take turns), so one
-        # thread. PostgreSQL commits concurrently: while one commit waits on its round trips and
-        # the log flush, a second thread commits what queued meanwhile.
-        self._thread_count = 1 if engine.dialect.name == "sqlite" else POSTGRESQL_WRITER_THREADS
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Pending]] = (
@@ -125,10 +115,10 @@ class AssessmentWriter:
         with self._start_lock:
             if self._closed:
                 raise ServiceUnavailable("the service is shutting down; send the request again")
-            while len(self._threads) < self._thread_count:  # kept once started; a failed one is retried
+            if self._thread is None:  # kept only once started, so a failed start is tried again
                 thread = threading.Thread(target=self._run, name="assessment-writer", daemon=True)
                 thread.start()
-                self._threads.append(thread)
+                self._thread = thread
             self._queue.put(group)
 
     def reopen(self) -> None:
@@ -137,15 +127,14 @@ class AssessmentWriter:
             self._closed = False
 
     def close(self) -> None:
-        """Commit what is queued, then stop the threads (graceful shutdown); later writes get 503."""
+        """Commit what is queued, then stop the thread (graceful shutdown); later writes get 503."""
         with self._start_lock:
             self._closed = True
-            threads, self._threads = self._threads, []  # a reopened writer starts new threads
-            for _ in threads:
-                self._queue.put(None)  # one each; FIFO, so after every write queued before
-        deadline = time.monotonic() + 30
-        for thread in threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            thread, self._thread = self._thread, None  # a reopened writer starts a new thread
+            if thread is not None:
+                self._queue.put(None)
+        if thread is not None:
+            thread.join(timeout=30)
 
     def _run(self) -> None:
         stopping = False
