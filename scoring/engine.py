@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -270,7 +270,7 @@ class Explained:
 
     assessed: list[list[bool]]  # (n, criteria) whether the input is known
     weights: list[list[float]]  # (n, criteria) normalised over the assessed criteria
-    fits: list[list[list[float]]]  # (n, models, criteria); NaN where unknown
+    fits: list[list[list[float | None]]]  # (n, models, criteria); None where unknown
     contributions: list[list[list[float]]]  # (n, models, criteria) weight * fit, 0 where unknown
     gates: list[list[float]]  # (n, gates) 1 passed, 0 failed, NaN not assessed
     factors: list[list[float]]  # (n, models)
@@ -291,7 +291,7 @@ class Explained:
         ranking = []
         for rank, m in enumerate(self.order[i], start=1):
             model = MODEL_IDS[m]
-            fits_m, contributions_m = fit_rows[m], contribution_rows[m]
+            contributions_m = contribution_rows[m]
             ranking.append(
                 ModelScore(
                     model=model,
@@ -299,12 +299,7 @@ class Explained:
                     score=score_list[m],
                     fit=sum(contributions_m),
                     gate_factor=factor_list[m],
-                    contributions=tuple(
-                        Contribution(
-                            c, weights[j], None if fits_m[j] != fits_m[j] else fits_m[j], contributions_m[j]
-                        )
-                        for j, c in enumerate(CRITERIA)
-                    ),
+                    contributions=tuple(map(Contribution, CRITERIA, weights, fit_rows[m], contributions_m)),
                     gates=tuple(gate_results_of[model]),
                 )
             )
@@ -314,6 +309,13 @@ class Explained:
             missing_inputs=tuple(c for c, known in zip(CRITERIA, self.assessed[i], strict=True) if not known),
             weights=dict(self.raw_weights),
         )
+
+
+def _none_for_nan(values: np.ndarray) -> list[Any]:
+    """`values.tolist()` with None where a value is NaN."""
+    out = values.astype(object)
+    out[np.isnan(values)] = None
+    return out.tolist()
 
 
 def explain(
@@ -334,7 +336,7 @@ def explain(
     return Explained(
         assessed=assessed.tolist(),
         weights=w_norm.tolist(),
-        fits=fits.tolist(),
+        fits=_none_for_nan(fits),
         contributions=contribution.tolist(),
         gates=gates.tolist(),
         factors=factors.tolist(),

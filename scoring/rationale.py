@@ -19,10 +19,10 @@ def _strongest(score: ModelScore, n: int = 2) -> list[str]:
     return [c.criterion for c in ranked[:n]]
 
 
-def rationale(evaluation: Evaluation, model: str) -> tuple[str, str]:
-    """(English, Korean) one-paragraph rationale for one model's place in the ranking."""
-    score = evaluation.by_model(model)
-    info = BY_ID[model]
+def rationale(evaluation: Evaluation, score: ModelScore) -> tuple[str, str]:
+    """(English, Korean) one-paragraph rationale for one model's place in the ranking (`score`, one of
+    `evaluation.ranking`)."""
+    info = BY_ID[score.model]
     strong = _strongest(score)
     en_strong = " and ".join(CRITERION_INFO[c].label_en for c in strong)
     ko_strong = ", ".join(CRITERION_INFO[c].label_ko for c in strong)

@@ -111,17 +111,17 @@ class Analysis:
     def robustness_of(self, i: int) -> Robustness:
         return Robustness(
             robustness=float(self.robustness[i]),
-            first_place_shares={m: float(self.first_place[i, k]) for k, m in enumerate(MODEL_IDS)},
+            first_place_shares=dict(zip(MODEL_IDS, self.first_place[i].tolist(), strict=True)),
             samples=self.samples,
             concentration=self.concentration,
             seed=self.seed,
         )
 
     def leave_one_out_of(self, i: int) -> list[LeaveOneOut]:
-        top = int(self.order[i, 0])
+        top = self.explained.order[i][0]
         return [
-            LeaveOneOut(CRITERIA[j], MODEL_IDS[t], bool(t != top))
-            for j, t in enumerate(self.loo_top[i])
+            LeaveOneOut(CRITERIA[j], MODEL_IDS[t], t != top)
+            for j, t in enumerate(self.loo_top[i].tolist())  # Python ints: numpy scalars cost more
             if t >= 0
         ]
 

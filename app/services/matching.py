@@ -233,7 +233,7 @@ def _ranking(
     fits_shown, contributions_shown = rounded
     for item in evaluation.ranking:
         m = MODEL_INDEX[item.model]
-        en, ko = rationale(evaluation, item.model)
+        en, ko = rationale(evaluation, item)
         prob = classifier_probs.get(item.model) if classifier_probs else None
         score = item.score if prob is None else (1 - blend) * item.score + blend * prob
         out.append(
@@ -257,17 +257,9 @@ def _ranking(
                         CRITERIA, fits_shown[m], contributions_shown[m], strict=True
                     )
                 ],
-                "gates": [
-                    {
-                        "criterion": g.criterion,
-                        "passed": g.passed,
-                        "assessed": g.assessed,
-                        "reason": g.reason,
-                        "reason_ko": g.reason_ko,
-                        "source": g.source,
-                    }
-                    for g in item.gates
-                ],
+                # GateResult's fields are the API's gate fields, in order; orjson writes a dataclass
+                # as that object, and the few results there are are shared, never copied.
+                "gates": item.gates,
                 "rationale": en,
                 "rationale_ko": ko,
             }
