@@ -13,11 +13,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import get_settings
 from app.json import dumps
 
+SQLITE_AUTOCHECKPOINT = 1000  # pages: SQLite's default
 PG_CONNECT_TIMEOUT_SECONDS = 10  # an unreachable PostgreSQL host fails a request instead of hanging it
 
 
-def make_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
+def make_engine(
+    url: str, *, statement_timeout: float | None = None, wal_autocheckpoint: int = SQLITE_AUTOCHECKPOINT
+) -> Engine:
     """An engine for `url`; SQLite files get WAL, foreign keys and a busy timeout.
+
+    On SQLite, a commit that takes the write-ahead log past `wal_autocheckpoint` pages copies it into
+    the database file itself (SQLite's default); 0 leaves that to a `Checkpointer` (the service's
+    engine: see app.services.writer).
 
     PostgreSQL connections time out after PG_CONNECT_TIMEOUT_SECONDS unless the URL says otherwise;
     with `statement_timeout` (the service's engine; 0 or None: none) a statement that runs or waits
@@ -48,6 +55,7 @@ def make_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
             cursor.close()
 
         return engine

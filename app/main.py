@@ -105,7 +105,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    engine = make_engine(settings.database_url, statement_timeout=settings.db_statement_timeout_seconds)
+    engine = make_engine(
+        settings.database_url,
+        statement_timeout=settings.db_statement_timeout_seconds,
+        wal_autocheckpoint=0,  # SQLite: the assessment writer's Checkpointer copies the log instead
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = sessionmaker(bind=engine, expire_on_commit=False)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import Engine, insert, select
 
 from app.cli import migrate
 from app.db import make_engine
 from app.errors import ServiceUnavailable
 from app.main import create_app
-from app.services.writer import SQLITE_AUTOCHECKPOINT, AssessmentWriter
+from app.services.writer import AssessmentWriter, Checkpointer
 from models import Assessment
 from models.base import utcnow
 from tests.factories import match_body
@@ -113,38 +113,113 @@ def big_rows(n: int) -> list[dict]:
     return [{**assessment_row(), "response": '{"assessment_id":"' + "x" * 20_000 + '"}'} for _ in range(n)]
 
 
-def test_a_large_sqlite_commit_does_not_copy_the_log_itself(tmp_path, monkeypatch):
-    """A commit past 1,000 log pages (SQLite's default limit) would copy the write-ahead log into
-    the database file before its requests hear back; a large one leaves that to the writer."""
-    monkeypatch.setattr(AssessmentWriter, "_checkpoint", lambda self: None)  # never, in this test
+def sqlite_service_engine(tmp_path: Path) -> tuple[Path, Engine]:
+    """A migrated SQLite file and an engine set up as the service's is: no checkpoints in commits."""
     path = tmp_path / "wal.db"
     migrate(f"sqlite:///{path}")
-    engine = make_engine(f"sqlite:///{path}")
+    return path, make_engine(f"sqlite:///{path}", wal_autocheckpoint=0)
+
+
+def log_frames(engine: Engine) -> int:
+    """Frames in SQLite's write-ahead log now (a passive checkpoint reports them, copying nothing new)."""
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()[1]
+
+
+def wait_for(condition, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_large_commit_leaves_the_copying_of_the_log_to_the_checkpointer(tmp_path, monkeypatch):
+    """The commit answers without copying the write-ahead log into the database file (SQLite's
+    default would, in the commit, past 1,000 pages); the writer asks its checkpointer instead."""
+    asked = threading.Event()
+    monkeypatch.setattr(Checkpointer, "checkpoint", lambda self: asked.set())  # copies nothing here
+    path, engine = sqlite_service_engine(tmp_path)
     size = path.stat().st_size
     writer = AssessmentWriter(engine)
     asyncio.run(writer.write(big_rows(300)))  # ~6 MB, ~1,500 pages, one commit
     assert path.stat().st_size == size
     assert Path(f"{path}-wal").stat().st_size > 5_000_000
-    with engine.connect() as connection:  # the connection's own limit is back for later commits
-        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == SQLITE_AUTOCHECKPOINT
+    assert asked.wait(10)
     writer.close()
     engine.dispose()
 
 
-def test_the_sqlite_writer_checkpoints_after_a_large_commit(tmp_path):
-    path = tmp_path / "wal.db"
-    migrate(f"sqlite:///{path}")
-    engine = make_engine(f"sqlite:///{path}")
+def test_the_checkpointer_copies_the_log_and_the_next_commit_starts_it_over(tmp_path):
+    path, engine = sqlite_service_engine(tmp_path)
     writer = AssessmentWriter(engine)
     rows = big_rows(300)
     asyncio.run(writer.write(rows))
-    deadline = time.monotonic() + 10  # the checkpoint follows the answer, in the writer's thread
-    while path.stat().st_size < 5_000_000 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert path.stat().st_size > 5_000_000  # the rows reached the database file, with the writer open
+    assert wait_for(lambda: path.stat().st_size > 5_000_000)  # copied, with the writer open
+    wal_size = Path(f"{path}-wal").stat().st_size
+    asyncio.run(writer.write([assessment_row()]))
+    assert log_frames(engine) < 10  # the log started over from its beginning instead of growing
+    assert Path(f"{path}-wal").stat().st_size == wal_size
     writer.close()
     assert stored_ids(engine, [r["id"] for r in rows]) == {r["id"] for r in rows}
     engine.dispose()
+
+
+def test_the_log_starts_over_although_another_writer_keeps_committing(tmp_path, monkeypatch):
+    """The first pass of a checkpoint runs while other processes' writers append; the second copies
+    what they appended meanwhile under the writers' lock, so that the next commit starts the log over
+    from its beginning. Without it the log file would grow by all that is written after the
+    checkpoint. Here a thread with its own connection, queueing on the same lock, plays the other
+    process (a second open of the lock file is a second flock holder, even in one process)."""
+    done = threading.Event()
+    real_checkpoint = Checkpointer.checkpoint
+
+    def checkpoint(self: Checkpointer) -> None:
+        real_checkpoint(self)
+        done.set()
+
+    monkeypatch.setattr(Checkpointer, "checkpoint", checkpoint)
+    path, engine = sqlite_service_engine(tmp_path)
+    wal = Path(f"{path}-wal")
+    writer = AssessmentWriter(engine)
+    other_engine = make_engine(f"sqlite:///{path}", wal_autocheckpoint=0)
+    stop = threading.Event()
+    written: list[str] = []
+
+    def keep_writing() -> None:
+        while not stop.is_set():
+            row = assessment_row()  # a few log pages a commit
+            with writer._exclusive(), other_engine.begin() as connection:
+                connection.execute(insert(Assessment.__table__), [row])
+            written.append(row["id"])
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=keep_writing)
+    thread.start()
+    try:
+        assert wait_for(lambda: len(written) > 20)
+        asyncio.run(writer.write(big_rows(300)))  # ~6 MB: a checkpoint follows
+        assert done.wait(10)
+        assert path.stat().st_size > 5_000_000  # copied
+        size_then, count_then = wal.stat().st_size, len(written)
+        assert wait_for(lambda: len(written) > count_then + 500)  # > 2 MB of log, were it appended
+        assert wal.stat().st_size < size_then + 1_000_000
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    writer.close()
+    assert stored_ids(engine, written) == set(written)
+    other_engine.dispose()
+    engine.dispose()
+
+
+def test_closing_the_writer_copies_the_log(tmp_path):
+    path, engine = sqlite_service_engine(tmp_path)
+    writer = AssessmentWriter(engine)
+    size = path.stat().st_size
+    asyncio.run(writer.write(big_rows(20)))  # ~400 KB: too little to ask for a checkpoint
+    assert path.stat().st_size == size
+    writer.close()
+    assert path.stat().st_size > size + 400_000
 
 
 def test_the_writes_of_one_event_loop_turn_are_committed_together(database_url, monkeypatch):

@@ -8,13 +8,14 @@ SQLite, one turn of the single-writer lock instead of sixteen waits in its sleep
 On SQLite the writers of several processes (uvicorn workers) also queue on an exclusive `flock` of
 a file beside the database, which blocks and wakes in order instead of polling with back-off.
 
-SQLite copies its write-ahead log back into the database file (a checkpoint, with an fsync) inside
-whichever commit takes the log past 1,000 pages, which a 1,000-item batch (11 MB) always does: about
-40 of its 80 ms of writing. A commit that large is made with that turned off, and the writer
-checkpoints right after its requests are answered, taking the lock again. (Another process may
-commit in between; its own commit then does the copying, as SQLite does by default. Nothing is lost
-either way: the log is durable on its own.) Smaller commits keep SQLite's own timing, which spreads
-the copying more evenly.
+SQLite copies its write-ahead log back into the database file (a checkpoint, with two fsyncs) inside
+whichever commit takes the log past 1,000 pages, by default. Under load that is every ~400 matches,
+and each such commit held the write lock of every process for 15-50 ms instead of 0.5 ms. The
+service's connections have that turned off (`make_engine(wal_autocheckpoint=0)`), and a
+`Checkpointer` thread copies the log instead, after every ~4 MB of answers this process wrote: first
+without the lock, while writers go on appending (SQLite allows that), then, for the few pages
+appended meanwhile, with it, so that the next commit can start the log over from its beginning
+instead of growing it. Nothing is lost either way: the log is durable on its own.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ import logging
 import queue
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy import Engine, Table, insert
 from sqlalchemy.exc import OperationalError
 
 from app.db import is_sqlite_file
@@ -43,9 +44,8 @@ log = logging.getLogger("clustermatch.writer")
 
 ASSESSMENTS = cast(Table, Assessment.__table__)
 MAX_ROWS_PER_COMMIT = 2000  # a full batch request (1,000 items) plus whatever single matches wait
-SQLITE_AUTOCHECKPOINT = 1000  # pages: SQLite's default, which make_engine keeps
-# SQLite: a commit whose responses hold this many characters (~4 MB, ~1,000 log pages, ~420 matches)
-# checkpoints after answering.
+# SQLite: a checkpoint follows every this many characters of answers a process commits (~4 MB, about
+# SQLite's own 1,000 log pages, ~400 matches).
 CHECKPOINT_AFTER_CHARS = 4_000_000
 
 
@@ -69,7 +69,8 @@ class AssessmentWriter:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock_path = sqlite_lock_path(engine)
-        self._checkpoint_due = False
+        self._checkpointer = Checkpointer(engine, self._exclusive) if self._lock_path else None
+        self._unchecked_chars = 0  # of answers committed since the last checkpoint was asked for
         # Queued together: the writes of one event-loop turn, or one `submit`.
         self._queue: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -135,6 +136,8 @@ class AssessmentWriter:
                 self._queue.put(None)
         if thread is not None:
             thread.join(timeout=30)
+        if self._checkpointer is not None:
+            self._checkpointer.close()
 
     def _run(self) -> None:
         stopping = False
@@ -164,8 +167,6 @@ class AssessmentWriter:
                 for pending in batch:
                     if not pending.done.done():
                         pending.done.set_exception(exc)
-            if self._checkpoint_due:
-                self._checkpoint()
 
     def _commit(self, batch: list[_Pending]) -> None:
         if not batch:
@@ -190,37 +191,14 @@ class AssessmentWriter:
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        defer = (
-            self._lock_path is not None and sum(len(r["response"]) for r in rows) >= CHECKPOINT_AFTER_CHARS
-        )
         with self._exclusive(), self._engine.connect() as connection:
-            try:
-                if defer:  # a connection setting, outside the transaction's undo
-                    connection.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
-                connection.execute(insert(ASSESSMENTS), rows)
-                connection.commit()
-            finally:
-                if defer:
-                    self._restore_autocheckpoint(connection)
-        self._checkpoint_due = self._checkpoint_due or defer
-
-    @staticmethod
-    def _restore_autocheckpoint(connection: Connection) -> None:
-        try:
-            connection.rollback()  # ends a failed transaction; after a commit there is nothing to undo
-            connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT}")
+            connection.execute(insert(ASSESSMENTS), rows)
             connection.commit()
-        except Exception:
-            connection.invalidate()  # never hand on a connection that would not checkpoint
-
-    def _checkpoint(self) -> None:
-        """Copy SQLite's log into the database file, with no other writer appending meanwhile."""
-        try:
-            with self._exclusive(), self._engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except Exception as exc:  # SQLite's own checkpointing catches up later
-            log.warning("WAL checkpoint failed: %s", exc)
-        self._checkpoint_due = False
+        if self._checkpointer is not None:
+            self._unchecked_chars += sum(len(r["response"]) for r in rows)
+            if self._unchecked_chars >= CHECKPOINT_AFTER_CHARS:
+                self._unchecked_chars = 0
+                self._checkpointer.request()
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -233,3 +211,55 @@ class AssessmentWriter:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Checkpointer:
+    """Copies a SQLite database's write-ahead log into the database file, in a thread of its own, when
+    asked (see the module's docstring). `exclusive` is the writers' lock."""
+
+    def __init__(self, engine: Engine, exclusive: Callable[[], AbstractContextManager[None]]) -> None:
+        self._engine = engine
+        self._exclusive = exclusive
+        self._due = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def request(self) -> None:
+        """Checkpoint soon; requests made while one runs are served by the next."""
+        with self._lock:
+            if self._closing:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
+                self._thread.start()
+        self._due.set()
+
+    def close(self) -> None:
+        """Stop the thread, then copy what is left (so a clean shutdown leaves no log behind to copy)."""
+        with self._lock:
+            self._closing = True
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._due.set()
+            thread.join(timeout=30)
+        self.checkpoint()
+        with self._lock:
+            self._closing = False  # a reopened writer may ask again
+
+    def _run(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._closing:
+                return
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        try:
+            with self._engine.connect() as connection:  # the bulk, while writers go on appending
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            with self._exclusive(), self._engine.connect() as connection:  # what they appended meanwhile
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as exc:  # the next one catches up; SQLite's log stays durable meanwhile
+            log.warning("WAL checkpoint failed: %s", exc)
