@@ -212,6 +212,15 @@ def test_the_log_starts_over_although_another_writer_keeps_committing(tmp_path, 
     engine.dispose()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_service_leaves_checkpoints_to_its_checkpointer(settings):
+    app = create_app(settings)
+    with TestClient(app), app.state.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    assert app.state.writer._checkpointer is not None
+    app.state.engine.dispose()
+
+
 def test_closing_the_writer_copies_the_log(tmp_path):
     path, engine = sqlite_service_engine(tmp_path)
     writer = AssessmentWriter(engine)
