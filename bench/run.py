@@ -79,6 +79,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx answers and socket errors
+    error_kinds: str  # what the errors were, as the driver reports them ("non-2xx 2, timeout 1")
     worker_cpu_s: list[float]
     attempt: int  # which run this is: a run whose load landed on one worker is run again
 
@@ -218,7 +219,7 @@ def _ms(value: str) -> float:
 
 def run_wrk(
     url: str, method: str, body: Body, duration: int, seed: int, workdir: Path
-) -> tuple[float, float, float, int]:
+) -> tuple[float, float, float, int, str]:
     script = workdir / f"wrk-{method.lower()}.lua"
     if isinstance(body, Distinct):
         template = (
@@ -244,17 +245,19 @@ def run_wrk(
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    errors = 0
+    kinds: dict[str, int] = {}
     if m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out):
-        errors += int(m.group(1))
+        kinds["non-2xx"] = int(m.group(1))
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(int(x) for x in m.groups())
-    return rps, p50, p99, errors
+        # wrk's timeout is 2 s: a "timeout" is a request that took longer
+        kinds.update(zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True))
+    errors = sum(kinds.values())
+    return rps, p50, p99, errors, ", ".join(f"{kind} {n}" for kind, n in kinds.items() if n)
 
 
 def run_threads(
     url: str, method: str, body: Body, duration: int, seed: int
-) -> tuple[float, float, float, int]:
+) -> tuple[float, float, float, int, str]:
     """Closed-loop driver: CONNECTIONS threads, each with one keep-alive connection."""
     latencies: list[list[float]] = [[] for _ in range(CONNECTIONS)]
     errors = [0] * CONNECTIONS
@@ -287,7 +290,14 @@ def run_threads(
     elapsed = time.monotonic() - start
     flat = sorted(x for lat in latencies for x in lat)
     n = len(flat)
-    return n / elapsed, flat[n // 2], flat[min(n - 1, int(n * 0.99))], sum(errors)
+    failed = sum(errors)
+    return (
+        n / elapsed,
+        flat[n // 2],
+        flat[min(n - 1, int(n * 0.99))],
+        failed,
+        f"failed {failed}" if failed else "",
+    )
 
 
 def measure(server: Server, name: str, path: str, method: str, body: Body, workdir: Path) -> Result:
@@ -301,10 +311,10 @@ def measure(server: Server, name: str, path: str, method: str, body: Body, workd
     driver(WARMUP)
     for attempt in range(1, ATTEMPTS + 1):
         before = server.cpu_seconds()
-        rps, p50, p99, errors = driver(DURATION)
+        rps, p50, p99, errors, kinds = driver(DURATION)
         after = server.cpu_seconds()
         cpu = [round(after.get(pid, 0.0) - before.get(pid, 0.0), 1) for pid in sorted(after)]
-        result = Result(name, rps, p50, p99, errors, cpu, attempt)
+        result = Result(name, rps, p50, p99, errors, kinds, cpu, attempt)
         if not result.skewed:
             break
     return result
@@ -426,6 +436,9 @@ def main() -> int:
     errors = sum(r.errors for r in results.values()) + batch_failures
     if errors:
         print(f"\nwarning: {errors} failed requests during the runs; the figures above include them")
+        for r in results.values():
+            if r.errors:
+                print(f"  {r.name}: {r.error_kinds}")
     print(
         f"\nrun: which of up to {ATTEMPTS} runs is shown; a run where one worker did less than half the "
         "other's work (all keep-alive connections on one worker) is run again"
