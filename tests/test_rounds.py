@@ -7,8 +7,9 @@ import random
 
 import httpx
 import pytest
+from sqlalchemy import event
 
-from app.services import matching
+from app.services import classifier_runtime, matching, reference, weight_profiles
 from app.services.rounds import Rounds
 from scoring.criteria import DEFAULT_WEIGHTS
 
@@ -125,8 +126,9 @@ def test_concurrent_matches_are_analysed_together_and_answer_as_alone(client, mo
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             return await asyncio.gather(*(c.post("/v1/match", json=b) for b in bodies))
 
-    # The look-ups are re-read every 2 s, and a request that finds one expired is scored in a worker
-    # thread instead: one request first, so that all of them find everything in memory.
+    # The look-ups are re-read every 2 s, and a request that finds one expired makes its queries in a
+    # worker thread first (reaching its round later): one request first, so that all of them find
+    # everything in memory.
     assert (
         client.post("/v1/match", json={"profile": random_profile(rng), "method": method}).status_code == 201
     )
@@ -148,3 +150,49 @@ def test_concurrent_matches_are_analysed_together_and_answer_as_alone(client, mo
         assert _answer(alone.json()) == _answer(response.json())
         stored = client.get(f"/v1/assessments/{response.json()['assessment_id']}")
         assert stored.content == response.content
+
+
+@pytest.mark.parametrize("method", ["rules", "hybrid"])
+def test_a_match_whose_look_ups_expired_queries_in_a_thread_and_is_analysed_in_a_round(
+    client, monkeypatch, method
+):
+    """With every look-up cache expired (TTL 0), the queries run in a worker thread, never on the
+    event loop, and the analysis still runs in a round on the loop, not in the thread."""
+    for module, name in [
+        (reference, "VERSION_TTL"),
+        (weight_profiles, "LATEST_TTL"),
+        (classifier_runtime, "POINTER_TTL"),
+    ]:
+        monkeypatch.setattr(module, name, 0.0)
+    matching.MEMO.clear()
+    statements: list[str] = []
+    analyses: list[str] = []
+
+    def where() -> str:
+        try:
+            asyncio.get_running_loop()
+            return "event loop"
+        except RuntimeError:
+            return "thread"
+
+    def record_statement(*_args):  # type: ignore[no-untyped-def]
+        statements.append(where())
+
+    analyse = matching.ROUNDS._analyse
+
+    def record_analysis(profiles, context):  # type: ignore[no-untyped-def]
+        analyses.append(where())
+        return analyse(profiles, context)
+
+    engine = client.app.state.engine
+    event.listen(engine, "before_cursor_execute", record_statement)
+    monkeypatch.setattr(matching.ROUNDS, "_analyse", record_analysis)
+    try:
+        for _ in range(2):
+            body = {"profile": random_profile(random.Random(len(analyses))), "method": method}
+            response = client.post("/v1/match", json=body)
+            assert response.status_code == 201, response.text
+    finally:
+        event.remove(engine, "before_cursor_execute", record_statement)
+    assert analyses == ["event loop", "event loop"]
+    assert statements and set(statements) == {"thread"}  # the look-ups, and the writer's insert

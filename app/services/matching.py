@@ -514,25 +514,19 @@ def _scored(
     return scored
 
 
-def _prepare(session: Session, request: MatchRequest, settings: Settings) -> Scored:
-    lookup = _lookup(session, request, settings)
-    scored = MEMO.get(lookup.key)
-    if scored is None:  # a request that fails raises here, and nothing is remembered
-        scored = _scored(request, resolve_profile(session, request), lookup, settings)
-    return scored
-
-
-def score(
-    sessions: sessionmaker[Session], *, request: MatchRequest, settings: Settings
-) -> tuple[dict[str, Any], bytes]:
-    """Score one request: (the assessment row to store, the response to send; see `Scored.row`).
-    Reads only; nothing is stored yet."""
+def _look_up(
+    sessions: sessionmaker[Session], request: MatchRequest, settings: Settings
+) -> tuple[_Lookup, Scored | ResolvedProfile]:
+    """What scoring `request` needs from the database: its look-ups, and either the answer already
+    scored for it or its resolved profile. Raises for a request that cannot be scored."""
     with sessions() as session:
-        return _prepare(session, request, settings).row(request)
+        lookup = _lookup(session, request, settings)
+        scored = MEMO.get(lookup.key)
+        return lookup, scored if scored is not None else resolve_profile(session, request)
 
 
 def _in_memory(sessions: sessionmaker[Session], request: MatchRequest, settings: Settings) -> bool:
-    """Whether every look-up `score` makes for this request is answered from the in-process caches."""
+    """Whether every look-up `_look_up` makes for this request is answered from the in-process caches."""
     db = database_key(sessions.kw["bind"])  # the key those caches use
     return (
         reference.in_memory(db, table=request.country is not None)
@@ -553,15 +547,10 @@ ROUNDS: Rounds[CountryProfile, tuple[weight_profiles.ResolvedWeights, Settings],
 )
 
 
-async def _score_on_loop(
-    sessions: sessionmaker[Session], request: MatchRequest, settings: Settings
+async def _analysed(
+    request: MatchRequest, resolved: ResolvedProfile, lookup: _Lookup, settings: Settings
 ) -> Scored:
-    with sessions() as session:  # in-memory look-ups only (see _in_memory)
-        lookup = _lookup(session, request, settings)
-        scored = MEMO.get(lookup.key)
-        if scored is not None:
-            return scored
-        resolved = resolve_profile(session, request)
+    """Score a resolved request in this event-loop turn's round, and remember the answer."""
     weights = lookup.weights
     round_key = (
         weights.name,
@@ -580,19 +569,19 @@ async def match(
     """Score one request, store it (group commit) and return the response, the JSON that was stored
     (as bytes), once it is committed.
 
-    Scoring is a fraction of a millisecond of CPU. When every look-up it needs is in memory (the
-    usual case: they are re-read every 2 s) it runs on the event loop, and requests that arrive
-    together are analysed in one pass (`ROUNDS`); a thread hop would cost more, and worker threads
-    scoring at once fight over the GIL. Otherwise it runs in a worker thread, so a query never
+    Scoring is a fraction of a millisecond of CPU and runs on the event loop: requests that arrive
+    together are analysed in one pass (`ROUNDS`), and a thread hop would cost more (worker threads
+    scoring at once would also fight over the GIL). Its look-ups are in memory in the usual case
+    (they are re-read every 2 s); when one is not, they run in a worker thread, so a query never
     blocks the loop. (A cache can expire between the check and the use; that costs one short query
     on the loop, at most once per cache and TTL.)
     """
     if _in_memory(sessions, request, settings):
-        row, body = (await _score_on_loop(sessions, request, settings)).row(request)
+        lookup, found = _look_up(sessions, request, settings)
     else:
-        row, body = await anyio.to_thread.run_sync(
-            functools.partial(score, sessions, request=request, settings=settings)
-        )
+        lookup, found = await anyio.to_thread.run_sync(_look_up, sessions, request, settings)
+    scored = found if isinstance(found, Scored) else await _analysed(request, found, lookup, settings)
+    row, body = scored.row(request)
     await writer.write([row])
     MATCHES.labels(row["recommended_model"], row["method"]).inc()
     return body
