@@ -123,7 +123,22 @@ def sqlite_service_engine(tmp_path: Path) -> tuple[Path, Engine]:
 def log_frames(engine: Engine) -> int:
     """Frames in SQLite's write-ahead log now (a passive checkpoint reports them, copying nothing new)."""
     with engine.connect() as connection:
-        return connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()[1]
+        busy, frames, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    assert busy == 0 and frames >= 0  # not a checkpoint that found another one running
+    return int(frames)
+
+
+def checkpoints_done(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Set once a checkpointer has finished a checkpoint, both passes."""
+    done = threading.Event()
+    real_checkpoint = Checkpointer.checkpoint
+
+    def checkpoint(self: Checkpointer) -> None:
+        real_checkpoint(self)
+        done.set()
+
+    monkeypatch.setattr(Checkpointer, "checkpoint", checkpoint)
+    return done
 
 
 def wait_for(condition, seconds: float = 10) -> bool:
@@ -149,12 +164,14 @@ def test_a_large_commit_leaves_the_copying_of_the_log_to_the_checkpointer(tmp_pa
     engine.dispose()
 
 
-def test_the_checkpointer_copies_the_log_and_the_next_commit_starts_it_over(tmp_path):
+def test_the_checkpointer_copies_the_log_and_the_next_commit_starts_it_over(tmp_path, monkeypatch):
+    done = checkpoints_done(monkeypatch)
     path, engine = sqlite_service_engine(tmp_path)
     writer = AssessmentWriter(engine)
     rows = big_rows(300)
     asyncio.run(writer.write(rows))
-    assert wait_for(lambda: path.stat().st_size > 5_000_000)  # copied, with the writer open
+    assert done.wait(10)
+    assert path.stat().st_size > 5_000_000  # copied, with the writer open
     wal_size = Path(f"{path}-wal").stat().st_size
     asyncio.run(writer.write([assessment_row()]))
     assert log_frames(engine) < 10  # the log started over from its beginning instead of growing
@@ -170,14 +187,7 @@ def test_the_log_starts_over_although_another_writer_keeps_committing(tmp_path, 
     from its beginning. Without it the log file would grow by all that is written after the
     checkpoint. Here a thread with its own connection, queueing on the same lock, plays the other
     process (a second open of the lock file is a second flock holder, even in one process)."""
-    done = threading.Event()
-    real_checkpoint = Checkpointer.checkpoint
-
-    def checkpoint(self: Checkpointer) -> None:
-        real_checkpoint(self)
-        done.set()
-
-    monkeypatch.setattr(Checkpointer, "checkpoint", checkpoint)
+    done = checkpoints_done(monkeypatch)
     path, engine = sqlite_service_engine(tmp_path)
     wal = Path(f"{path}-wal")
     writer = AssessmentWriter(engine)
@@ -219,6 +229,24 @@ def test_the_service_leaves_checkpoints_to_its_checkpointer(settings):
         assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
     assert app.state.writer._checkpointer is not None
     app.state.engine.dispose()
+
+
+def test_a_checkpointer_that_cannot_start_does_not_fail_the_commit(tmp_path, monkeypatch):
+    real_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name == "wal-checkpointer":
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    path, engine = sqlite_service_engine(tmp_path)
+    writer = AssessmentWriter(engine)
+    rows = big_rows(300)  # enough to ask for a checkpoint
+    asyncio.run(writer.write(rows))  # answered as committed, not failed
+    writer.close()
+    assert stored_ids(engine, [r["id"] for r in rows]) == {r["id"] for r in rows}
+    engine.dispose()
 
 
 def test_closing_the_writer_copies_the_log(tmp_path):

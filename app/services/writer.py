@@ -223,43 +223,61 @@ class Checkpointer:
         self._due = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()  # the running thread's own: one that outlives close() still stops
         self._lock = threading.Lock()
 
     def request(self) -> None:
-        """Checkpoint soon; requests made while one runs are served by the next."""
+        """Checkpoint soon; requests made while one runs are served by the next. Never raises (it is
+        called right after a commit): a thread that cannot start now is tried at the next request."""
         with self._lock:
             if self._closing:
                 return
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
-                self._thread.start()
+                stop = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, args=(stop,), name="wal-checkpointer", daemon=True
+                )
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # "can't start new thread"
+                    log.warning("WAL checkpointer not started: %s", exc)
+                    return
+                self._thread, self._stop = thread, stop
         self._due.set()
 
     def close(self) -> None:
-        """Stop the thread, then copy what is left (so a clean shutdown leaves no log behind to copy)."""
+        """Stop the thread, then copy what is left of the log, so that a clean shutdown leaves little
+        to copy at the next start (without the writers' lock: nothing need wait for it now)."""
         with self._lock:
             self._closing = True
             thread, self._thread = self._thread, None
         if thread is not None:
+            self._stop.set()
             self._due.set()
             thread.join(timeout=30)
-        self.checkpoint()
+        try:
+            self._copy()
+        except Exception as exc:
+            log.warning("WAL checkpoint failed: %s", exc)
         with self._lock:
             self._closing = False  # a reopened writer may ask again
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         while True:
             self._due.wait()
-            self._due.clear()
-            if self._closing:
+            if stop.is_set():
                 return
+            self._due.clear()
             self.checkpoint()
 
     def checkpoint(self) -> None:
         try:
-            with self._engine.connect() as connection:  # the bulk, while writers go on appending
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            with self._exclusive(), self._engine.connect() as connection:  # what they appended meanwhile
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            self._copy()  # the bulk, while writers go on appending
+            with self._exclusive():
+                self._copy()  # what they appended meanwhile: the next commit can start the log over
         except Exception as exc:  # the next one catches up; SQLite's log stays durable meanwhile
             log.warning("WAL checkpoint failed: %s", exc)
+
+    def _copy(self) -> None:
+        with self._engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
