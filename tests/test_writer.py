@@ -240,7 +240,7 @@ def test_a_checkpointer_that_cannot_start_does_not_fail_the_commit(tmp_path, mon
         real_start(self)
 
     monkeypatch.setattr(threading.Thread, "start", start)
-    path, engine = sqlite_service_engine(tmp_path)
+    _, engine = sqlite_service_engine(tmp_path)
     writer = AssessmentWriter(engine)
     rows = big_rows(300)  # enough to ask for a checkpoint
     asyncio.run(writer.write(rows))  # answered as committed, not failed
