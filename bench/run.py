@@ -2,8 +2,9 @@
 
 Prepares a temp SQLite database, starts `python -m app.cli serve --workers 2` on 127.0.0.1, drives
 bounded load with wrk (1 thread, 16 connections, DURATION s a run; a Python thread driver when wrk is
-not installed) and prints requests/s, p50 and p99 for each endpoint, the median of sequential
-1,000-item batch requests, and the ratios against their targets. POST /v1/match is measured twice: with
+not installed) and prints requests/s, p50 and p99 for each endpoint (medians of BENCH_ROUNDS rounds,
+3 by default, each measuring every endpoint in turn), the median of sequential 1,000-item batch
+requests, and the ratios against their targets (each the median of the ratios within a round). POST /v1/match is measured twice: with
 one profile repeated (what a memo cache answers) and with a different random profile on every request
 (what the scoring costs); batch items are distinct random profiles too. Figures are only comparable as
 ratios measured in the same run on the same machine.
@@ -26,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -41,6 +42,9 @@ BATCH_RUNS = 7
 # wrk opens its 16 keep-alive connections at once, and the worker that wakes first may accept them all;
 # a run whose load landed that way measures one worker, so it is run again, up to ATTEMPTS runs.
 ATTEMPTS = 3
+# Every endpoint is measured in each of ROUNDS rounds (endpoints in turn, so a machine that drifts
+# faster or slower moves them alike), and the median of its rounds is reported.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 PROFILE = {"innovation_stage": "chaser", "rd_level": "medium", "government_investment_will": "medium"}
 RULES = {"profile": PROFILE, "method": "rules"}
 HYBRID = {"profile": PROFILE, "method": "hybrid"}
@@ -82,6 +86,7 @@ class Result:
     error_kinds: str  # what the errors were, as the driver reports them ("non-2xx 2, timeout 1")
     worker_cpu_s: list[float]
     attempt: int  # which run this is: a run whose load landed on one worker is run again
+    each_rps: list[float] = field(default_factory=list)  # req/s of each round (in a median of rounds)
 
     @property
     def skewed(self) -> bool:
@@ -89,6 +94,23 @@ class Result:
         child with ~0 CPU, so the WORKERS busiest are compared."""
         busiest = sorted(self.worker_cpu_s)[-WORKERS:]
         return len(busiest) >= 2 and min(busiest) < 0.5 * max(busiest)
+
+
+def median_of(rounds: list[Result]) -> Result:
+    """One endpoint's rounds as one result: the median of each figure, every error, and the CPU and
+    run number of the round with the median req/s."""
+    middle = sorted(rounds, key=lambda r: r.rps)[len(rounds) // 2]
+    return Result(
+        name=middle.name,
+        rps=statistics.median(r.rps for r in rounds),
+        p50_ms=statistics.median(r.p50_ms for r in rounds),
+        p99_ms=statistics.median(r.p99_ms for r in rounds),
+        errors=sum(r.errors for r in rounds),
+        error_kinds="; ".join(r.error_kinds for r in rounds if r.error_kinds),
+        worker_cpu_s=middle.worker_cpu_s,
+        attempt=middle.attempt,
+        each_rps=[r.rps for r in rounds],
+    )
 
 
 def free_port() -> int:
@@ -359,7 +381,8 @@ def main() -> int:
     print(
         f"server: `python -m app.cli serve --workers {WORKERS}` on 127.0.0.1, "
         f"{'database ' + os.environ['BENCH_DATABASE_URL'] if os.environ.get('BENCH_DATABASE_URL') else 'temp SQLite database'}; "
-        f"load: {driver}, {CONNECTIONS} connections, {DURATION} s a run after {WARMUP} s warm-up"
+        f"load: {driver}, {CONNECTIONS} connections, {DURATION} s a run after {WARMUP} s warm-up, "
+        f"{ROUNDS} rounds of every endpoint in turn (medians reported)"
     )
     with tempfile.TemporaryDirectory(prefix="clustermatch-bench-") as tmp:
         workdir = Path(tmp)
@@ -391,47 +414,62 @@ def main() -> int:
                 ("POST /v1/match hybrid, distinct profiles", "/v1/match", "POST", Distinct("hybrid")),
                 ("GET /v1/countries/KAZ/match", "/v1/countries/KAZ/match", "GET", None),
             ]
-            results: dict[str, Result] = {}
-            for name, path, method, body in runs:
-                results[name] = measure(server, name, path, method, body, workdir)
+            rounds: dict[str, list[Result]] = {name: [] for name, *_ in runs}
+            for _ in range(ROUNDS):
+                for name, path, method, body in runs:
+                    rounds[name].append(measure(server, name, path, method, body, workdir))
+            results = {name: median_of(measured) for name, measured in rounds.items()}
             batch_median, batch_all, batch_failures = measure_batch(server)
         finally:
             server.stop()
 
     print()
-    print("| endpoint | req/s | p50 ms | p99 ms | errors | CPU s per server child process | run |")
-    print("| --- | ---: | ---: | ---: | ---: | --- | ---: |")
+    print(
+        "| endpoint | req/s | p50 ms | p99 ms | errors | req/s each round | "
+        "CPU s per server child process | run |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | --- | --- | ---: |")
     for r in results.values():
         cpu = " / ".join(f"{c:.1f}" for c in r.worker_cpu_s)
+        each = " / ".join(f"{x:,.0f}" for x in r.each_rps)
         print(
-            f"| {r.name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {cpu} | {r.attempt} |"
+            f"| {r.name} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {each} | {cpu} "
+            f"| {r.attempt} |"
         )
     print(
         f"| POST /v1/match/batch, {BATCH_ITEMS} distinct items (rules), {BATCH_RUNS} sequential | "
         f"median {batch_median:.0f} ms | | | {batch_failures} | "
-        f"runs: {', '.join(f'{t:.0f}' for t in batch_all)} ms | |"
+        f"runs: {', '.join(f'{t:.0f}' for t in batch_all)} ms | | |"
     )
 
-    health = results["GET /healthz"]
+    def share(numerator: str, denominator: str) -> tuple[float, str]:
+        """The median over the rounds of a ratio measured within each round, and each round's."""
+        each = [a.rps / b.rps for a, b in zip(rounds[numerator], rounds[denominator], strict=True)]
+        return statistics.median(each), " / ".join(f"{x:.0%}" for x in each)
+
     kinds = ("repeated profile", "distinct profiles")
-    rules = {kind: results[f"POST /v1/match rules, {kind}"] for kind in kinds}
-    hybrid = {kind: results[f"POST /v1/match hybrid, {kind}"] for kind in kinds}
     print()
-    print("| target | measured | verdict |")
-    print("| --- | --- | --- |")
+    print("| target | measured (median of rounds) | each round | verdict |")
+    print("| --- | --- | --- | --- |")
     for kind in kinds:
-        share = rules[kind].rps / health.rps
-        print(f"| rules ({kind}) >= 35% of healthz req/s | {share:.0%} | {verdict(share >= 0.35)} |")
+        ratio, each = share(f"POST /v1/match rules, {kind}", "GET /healthz")
+        print(f"| rules ({kind}) >= 35% of healthz req/s | {ratio:.0%} | {each} | {verdict(ratio >= 0.35)} |")
     for kind in kinds:
-        p99 = rules[kind].p99_ms
+        measured = rounds[f"POST /v1/match rules, {kind}"]
+        p99 = statistics.median(r.p99_ms for r in measured)
+        each = " / ".join(f"{r.p99_ms:.1f}" for r in measured)
         print(
-            f"| rules ({kind}) p99 <= 25 ms at {CONNECTIONS} connections | {p99:.1f} ms | {verdict(p99 <= 25)} |"
+            f"| rules ({kind}) p99 <= 25 ms at {CONNECTIONS} connections | {p99:.1f} ms | {each} ms "
+            f"| {verdict(p99 <= 25)} |"
         )
     for kind in kinds:
-        share = hybrid[kind].rps / rules[kind].rps
-        print(f"| hybrid ({kind}) >= 80% of rules ({kind}) req/s | {share:.0%} | {verdict(share >= 0.80)} |")
+        ratio, each = share(f"POST /v1/match hybrid, {kind}", f"POST /v1/match rules, {kind}")
+        print(
+            f"| hybrid ({kind}) >= 80% of rules ({kind}) req/s | {ratio:.0%} | {each} | {verdict(ratio >= 0.80)} |"
+        )
     print(
-        f"| {BATCH_ITEMS}-item batch < 300 ms (median) | {batch_median:.0f} ms | {verdict(batch_median < 300 and not batch_failures)} |"
+        f"| {BATCH_ITEMS}-item batch < 300 ms (median) | {batch_median:.0f} ms | | "
+        f"{verdict(batch_median < 300 and not batch_failures)} |"
     )
     errors = sum(r.errors for r in results.values()) + batch_failures
     if errors:
@@ -443,10 +481,11 @@ def main() -> int:
         f"\nrun: which of up to {ATTEMPTS} runs is shown; a run where one worker did less than half the "
         "other's work (all keep-alive connections on one worker) is run again"
     )
-    skewed = [r.name for r in results.values() if r.skewed]
+    skewed = [r.name for measured in rounds.values() for r in measured if r.skewed]
     if skewed:
         print(
-            f"note: still uneven after {ATTEMPTS} runs: {', '.join(skewed)}; their ratios compare one worker with two"
+            f"note: still uneven after {ATTEMPTS} runs, in a round each: {', '.join(skewed)}; those rounds "
+            "compare one worker with two"
         )
     return 0
 

@@ -68,10 +68,12 @@ class KeyRing:
     `refresh` reloads (a query: on an event loop, call it in a worker thread when `due`); `any_keys`
     and `verify` only read what was loaded. While a reload runs, other callers go on with the keys
     loaded before it instead of waiting, but only while those are at most `ttl + max_stale` seconds
-    old; past that (a reload stuck on the database) they answer 503. So a revoked key stops working
-    within `ttl + max_stale` seconds on every replica. While the database cannot be read, a reload
-    is tried again at most every `retry` seconds; in between, `refresh` fails at once (503) instead
-    of each caller waiting on a connection attempt of its own.
+    old. Older keys (after a quiet spell with no checks, or a reload stuck on the database) are not
+    used: such a caller waits for the reload under way, up to `max_stale` seconds, and answers 503
+    if it has not ended by then. So a revoked key stops working within `ttl + max_stale` seconds on
+    every replica. While the database cannot be read, a reload is tried again at most every `retry`
+    seconds; in between, `refresh` fails at once (503) instead of each caller waiting on a
+    connection attempt of its own.
     """
 
     def __init__(
@@ -93,14 +95,16 @@ class KeyRing:
 
     def refresh(self) -> None:
         """Reload the keys if they are due. Raises (503, or the database's error) when they cannot be
-        read, and when another caller's reload is under way and the keys at hand are too old to use."""
+        read, and when the keys at hand are too old to use and another caller's reload does not end
+        within `max_stale` seconds. Blocks for that long at most: call it off the event loop."""
         if not self.due():
             return
         if not self._lock.acquire(blocking=False):  # another caller is reloading
             loaded_at = self._loaded_at
             if loaded_at is not None and time.monotonic() - loaded_at <= self._ttl + self._max_stale:
                 return  # the keys loaded before serve until it is done
-            raise _unavailable()
+            if not self._lock.acquire(timeout=self._max_stale):  # too old to use: wait for it
+                raise _unavailable()
         try:
             if not self.due():
                 return
