@@ -4,6 +4,7 @@ request does not stop writing for the others. Both backends, real databases."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from app.cli import migrate
 from app.db import make_engine
 from app.errors import ServiceUnavailable
 from app.main import create_app
+from app.services import writer as writer_module
 from app.services.writer import AssessmentWriter, Checkpointer
 from models import Assessment
 from models.base import utcnow
@@ -182,11 +184,13 @@ def test_the_checkpointer_copies_the_log_and_the_next_commit_starts_it_over(tmp_
 
 
 def test_the_log_starts_over_although_another_writer_keeps_committing(tmp_path, monkeypatch):
-    """The first pass of a checkpoint runs while other processes' writers append; the second copies
-    what they appended meanwhile under the writers' lock, so that the next commit starts the log over
-    from its beginning. Without it the log file would grow by all that is written after the
-    checkpoint. Here a thread with its own connection, queueing on the same lock, plays the other
-    process (a second open of the lock file is a second flock holder, even in one process)."""
+    """The first passes of a checkpoint run while other processes' writers append; once the log is
+    long enough, a last pass copies what they appended meanwhile under the writers' lock, so that
+    the next commit starts the log over from its beginning. Without it the log file would grow by all
+    that is written after the checkpoint. Here a thread with its own connection, queueing on the same
+    lock, plays the other process (a second open of the lock file is a second flock holder, even in
+    one process)."""
+    monkeypatch.setattr(writer_module, "RESTART_LOG_FRAMES", 1000)  # the ~1,500 frames below pass it
     done = checkpoints_done(monkeypatch)
     path, engine = sqlite_service_engine(tmp_path)
     wal = Path(f"{path}-wal")
@@ -219,6 +223,82 @@ def test_the_log_starts_over_although_another_writer_keeps_committing(tmp_path, 
     writer.close()
     assert stored_ids(engine, written) == set(written)
     other_engine.dispose()
+    engine.dispose()
+
+
+def held_by_another(lock_path: Path) -> bool:
+    """Whether someone else holds the writers' lock now (a second open of the file asks for itself)."""
+    with lock_path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def scripted_passes(monkeypatch, lock_path: Path, frames: list[int]) -> list[bool]:
+    """Passes that report `frames` in turn as the log's length (after the last, the last again),
+    as the log grows under other processes' writers; returns, for each pass run, whether it ran
+    under the writers' lock. What is decided from those figures is what is tested here; the
+    copying itself is the other tests'."""
+    locked: list[bool] = []
+
+    def copy(self: Checkpointer) -> tuple[bool, int]:
+        locked.append(held_by_another(lock_path))
+        return False, frames[min(len(locked), len(frames)) - 1]
+
+    monkeypatch.setattr(Checkpointer, "_copy", copy)
+    return locked
+
+
+@pytest.mark.parametrize(
+    ("frames", "expected"),
+    [
+        # 500 frames appended during the first pass, 5 during the second: the pass under the lock is
+        # left only what was appended during a short pass (it holds up every writer of every
+        # process, and ends with two fsyncs, as each pass does).
+        ([1500, 2000, 2005, 2007], [False, False, False, True]),
+        # Always much appended: the passes without the lock are bounded all the same.
+        ([1500 + 500 * i for i in range(10)], [False] * writer_module.UNLOCKED_PASSES + [True]),
+        # A log below RESTART_LOG_FRAMES is copied, and not started over: the lock is never taken.
+        ([900, 980, 985], [False, False, False]),
+        # Nothing appended during the first pass: it copied everything, and the next commit starts
+        # the log over without anyone waiting.
+        ([900, 900], [False, False]),
+    ],
+)
+def test_a_checkpoint_copies_without_the_lock_while_much_is_appended(tmp_path, monkeypatch, frames, expected):
+    monkeypatch.setattr(writer_module, "RESTART_LOG_FRAMES", 1000)
+    _, engine = sqlite_service_engine(tmp_path)
+    lock_path = writer_module.sqlite_lock_path(engine)
+    assert lock_path is not None
+    locked = scripted_passes(monkeypatch, lock_path, frames)
+    Checkpointer(engine, AssessmentWriter(engine)._exclusive).checkpoint()
+    assert locked == expected
+    engine.dispose()
+
+
+def test_a_short_log_is_copied_without_ever_taking_the_lock(tmp_path):
+    """Below RESTART_LOG_FRAMES the log is copied but not started over, and no writer waits: here
+    the lock is held by someone else all along, and the checkpoint still finishes."""
+    path, engine = sqlite_service_engine(tmp_path)
+    lock_path = writer_module.sqlite_lock_path(engine)
+    assert lock_path is not None
+    with engine.begin() as connection:
+        connection.execute(insert(writer_module.ASSESSMENTS), big_rows(300))  # ~1,500 frames < 8,192
+    size = path.stat().st_size
+    checkpointer = Checkpointer(engine, AssessmentWriter(engine)._exclusive)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        thread = threading.Thread(target=checkpointer.checkpoint, daemon=True)
+        thread.start()
+        thread.join(timeout=20)
+        finished = not thread.is_alive()
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    thread.join(timeout=20)
+    assert finished
+    assert path.stat().st_size > size + 5_000_000
     engine.dispose()
 
 

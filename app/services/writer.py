@@ -12,10 +12,15 @@ SQLite copies its write-ahead log back into the database file (a checkpoint, wit
 whichever commit takes the log past 1,000 pages, by default. Under load that is every ~400 matches,
 and each such commit held the write lock of every process for 15-50 ms instead of 0.5 ms. The
 service's connections have that turned off (`make_engine(wal_autocheckpoint=0)`), and a
-`Checkpointer` thread copies the log instead, after every ~4 MB of answers this process wrote: first
-without the lock, while writers go on appending (SQLite allows that), then, for the few pages
-appended meanwhile, with it, so that the next commit can start the log over from its beginning
-instead of growing it. Nothing is lost either way: the log is durable on its own.
+`Checkpointer` thread copies the log instead, after every ~4 MB of answers this process wrote,
+without the writers' lock, while they go on appending (SQLite allows that): pass after pass, until a
+pass finds little appended since the one before. The log then keeps growing, as a writer can start
+it over only once all of it is copied with no one appending meanwhile. So once it is ~32 MB long, a
+last pass copies the few pages appended during the previous one under the lock, and the next commit
+starts the log over from its beginning. That pass holds up every writer of every process, and ends
+with two fsyncs, as each pass does: after every checkpoint, with a single pass before it, it held
+the lock for 4-25 ms (the lock's wait at the 99th percentile was 19 ms; with these rules 9-12 ms).
+Nothing is lost either way: the log is durable on its own.
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ MAX_ROWS_PER_COMMIT = 2000  # a full batch request (1,000 items) plus whatever s
 # SQLite: a checkpoint follows every this many characters of answers a process commits (~4 MB, about
 # SQLite's own 1,000 log pages, ~400 matches).
 CHECKPOINT_AFTER_CHARS = 4_000_000
+# A checkpoint's passes without the writers' lock go on while a pass finds at least this many log
+# frames appended since the one before (~256 KB of 4 KB pages), up to UNLOCKED_PASSES.
+FEW_FRAMES = 64
+UNLOCKED_PASSES = 4
+# Once the log holds this many frames (~32 MB), a last pass runs under the lock, so that it starts
+# over; until then it grows, and the passes without the lock keep the database file nearly current.
+RESTART_LOG_FRAMES = 8192
 
 
 @dataclass
@@ -272,12 +284,25 @@ class Checkpointer:
 
     def checkpoint(self) -> None:
         try:
-            self._copy()  # the bulk, while writers go on appending
-            with self._exclusive():
-                self._copy()  # what they appended meanwhile: the next commit can start the log over
+            # The bulk, while writers go on appending; then what they appended meanwhile, until
+            # that is little.
+            previous = None
+            for _ in range(UNLOCKED_PASSES):
+                busy, frames = self._copy()
+                # The log's frames grew by what was appended since the last pass; fewer frames than
+                # then: the log started over, and all of them are new.
+                appended = frames - previous if previous is not None and frames >= previous else frames
+                previous = frames
+                if busy or appended < FEW_FRAMES:  # busy: another process is checkpointing
+                    break
+            if previous is not None and previous >= RESTART_LOG_FRAMES:
+                with self._exclusive():
+                    self._copy()  # the rest: the next commit can start the log over
         except Exception as exc:  # the next one catches up; SQLite's log stays durable meanwhile
             log.warning("WAL checkpoint failed: %s", exc)
 
-    def _copy(self) -> None:
+    def _copy(self) -> tuple[bool, int]:
+        """One passive pass: (whether another checkpoint kept it from running, frames in the log)."""
         with self._engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            busy, frames, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return bool(busy), int(frames)
