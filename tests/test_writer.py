@@ -68,26 +68,31 @@ def test_a_cancelled_write_is_dropped_and_the_writer_goes_on(database_url, monke
     real_insert = writer._insert
 
     def held_insert(rows: list[dict]) -> None:
-        release.wait(10)  # the first commit waits, so the next writes queue behind it
+        release.wait(10)  # the first commits wait, so the next writes queue behind them
         real_insert(rows)
 
     monkeypatch.setattr(writer, "_insert", held_insert)
-    first, cancelled, third, after = (assessment_row() for _ in range(4))
+    # As many first writes as a writer may have threads (two on PostgreSQL), each in a turn of its
+    # own, so that every thread is held and the next writes stay queued.
+    firsts = [assessment_row() for _ in range(writer_module.POSTGRESQL_WRITER_THREADS)]
+    cancelled, third, after = (assessment_row() for _ in range(3))
 
     async def scenario() -> None:
-        a = asyncio.ensure_future(writer.write([first]))
-        await asyncio.sleep(0.1)
+        held = []
+        for row in firsts:
+            held.append(asyncio.ensure_future(writer.write([row])))
+            await asyncio.sleep(0.1)
         b = asyncio.ensure_future(writer.write([cancelled]))
         c = asyncio.ensure_future(writer.write([third]))
         await asyncio.sleep(0.1)
         b.cancel()
         release.set()
-        await asyncio.wait_for(asyncio.gather(a, c), 10)
+        await asyncio.wait_for(asyncio.gather(*held, c), 10)
         await asyncio.wait_for(writer.write([after]), 10)  # the writer still writes
 
     asyncio.run(scenario())
-    ids = [r["id"] for r in (first, cancelled, third, after)]
-    assert stored_ids(engine, ids) == {first["id"], third["id"], after["id"]}
+    ids = [r["id"] for r in (*firsts, cancelled, third, after)]
+    assert stored_ids(engine, ids) == {r["id"] for r in (*firsts, third, after)}
     writer.close()
     engine.dispose()
 
@@ -399,5 +404,25 @@ def test_a_writer_thread_that_failed_to_start_is_started_on_the_next_write(datab
     row = assessment_row()
     writer.submit([row]).result(timeout=10)  # would wait forever on a thread that never ran
     assert stored_ids(engine, [row["id"]]) == {row["id"]}
+    writer.close()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_commit_that_waits_does_not_hold_up_the_next(database_url):
+    """PostgreSQL gets two writer threads: while one commit waits (here on a row lock; under load,
+    on the server's log flush), the next group of rows is committed by the other."""
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    blocked_row, free_row = assessment_row(), assessment_row()
+    with engine.connect() as holder:
+        holder.execute(insert(Assessment.__table__), [blocked_row])  # uncommitted: its id is locked
+        waiting = writer.submit([blocked_row])  # waits on that lock
+        time.sleep(0.2)  # let a thread take it and block
+        writer.submit([free_row]).result(timeout=10)  # one writer thread would wait with it
+        assert not waiting.done()
+        holder.rollback()
+    waiting.result(timeout=10)
+    assert stored_ids(engine, [blocked_row["id"], free_row["id"]]) == {blocked_row["id"], free_row["id"]}
     writer.close()
     engine.dispose()

@@ -1,9 +1,11 @@
-"""Group commit for assessments: one thread a process writes the rows of concurrent matches together.
+"""Group commit for assessments: a writer thread a process (two on PostgreSQL) writes the rows of
+concurrent matches together.
 
 A match is answered only after its row is committed, so an id a caller receives is durable. Under
 load many matches wait at the same moment; the writer takes every row queued by then and commits
 them in one transaction, so sixteen concurrent matches cost one commit instead of sixteen (and, on
 SQLite, one turn of the single-writer lock instead of sixteen waits in its sleeping busy handler).
+On PostgreSQL a second thread commits what came in while the first waits for the server's log flush.
 
 On SQLite the writers of several processes (uvicorn workers) also queue on an exclusive `flock` of
 a file beside the database, which blocks and wakes in order instead of polling with back-off.
@@ -49,6 +51,11 @@ log = logging.getLogger("clustermatch.writer")
 
 ASSESSMENTS = cast(Table, Assessment.__table__)
 MAX_ROWS_PER_COMMIT = 2000  # a full batch request (1,000 items) plus whatever single matches wait
+# PostgreSQL: writer threads a process. A commit waits for the server's log flush (an fsync), and
+# with one thread, matches that came meanwhile waited for that one before theirs could start; with
+# two, one commits while the other flushes (PostgreSQL flushes concurrent commits together). SQLite
+# has one writer at a time, so one thread.
+POSTGRESQL_WRITER_THREADS = 2
 # SQLite: a checkpoint follows every this many characters of answers a process commits (~4 MB, about
 # SQLite's own 1,000 log pages, ~400 matches).
 CHECKPOINT_AFTER_CHARS = 4_000_000
@@ -85,7 +92,8 @@ class AssessmentWriter:
         self._unchecked_chars = 0  # of answers committed since the last checkpoint was asked for
         # Queued together: the writes of one event-loop turn, or one `submit`.
         self._queue: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._thread_count = 1 if engine.dialect.name == "sqlite" else POSTGRESQL_WRITER_THREADS
+        self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
         self._closed = False
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Pending]] = (
@@ -128,10 +136,16 @@ class AssessmentWriter:
         with self._start_lock:
             if self._closed:
                 raise ServiceUnavailable("the service is shutting down; send the request again")
-            if self._thread is None:  # kept only once started, so a failed start is tried again
+            while len(self._threads) < self._thread_count:  # kept only once started: a failed
                 thread = threading.Thread(target=self._run, name="assessment-writer", daemon=True)
-                thread.start()
-                self._thread = thread
+                try:  # start is tried again at the next write
+                    thread.start()
+                except RuntimeError:
+                    if not self._threads:
+                        raise
+                    log.warning("assessment writer running with %d threads", len(self._threads))
+                    break
+                self._threads.append(thread)
             self._queue.put(group)
 
     def reopen(self) -> None:
@@ -140,13 +154,13 @@ class AssessmentWriter:
             self._closed = False
 
     def close(self) -> None:
-        """Commit what is queued, then stop the thread (graceful shutdown); later writes get 503."""
+        """Commit what is queued, then stop the threads (graceful shutdown); later writes get 503."""
         with self._start_lock:
             self._closed = True
-            thread, self._thread = self._thread, None  # a reopened writer starts a new thread
-            if thread is not None:
-                self._queue.put(None)
-        if thread is not None:
+            threads, self._threads = self._threads, []  # a reopened writer starts new threads
+            for _ in threads:
+                self._queue.put(None)  # each thread stops at the first it takes
+        for thread in threads:
             thread.join(timeout=30)
         if self._checkpointer is not None:
             self._checkpointer.close()
