@@ -66,22 +66,28 @@ def test_a_cancelled_write_is_dropped_and_the_writer_goes_on(database_url, monke
     writer = AssessmentWriter(engine)
     release = threading.Event()
     real_insert = writer._insert
+    inside: list[int] = []
 
     def held_insert(rows: list[dict]) -> None:
+        inside.append(len(rows))
         release.wait(10)  # the first commits wait, so the next writes queue behind them
         real_insert(rows)
 
     monkeypatch.setattr(writer, "_insert", held_insert)
-    # As many first writes as a writer may have threads (two on PostgreSQL), each in a turn of its
-    # own, so that every thread is held and the next writes stay queued.
-    firsts = [assessment_row() for _ in range(writer_module.POSTGRESQL_WRITER_THREADS)]
+    # A first write for each of the writer's threads (two on PostgreSQL), each in a turn of its own;
+    # once every thread holds one, the next writes stay queued.
+    firsts = [assessment_row() for _ in range(writer._thread_count)]
     cancelled, third, after = (assessment_row() for _ in range(3))
 
     async def scenario() -> None:
         held = []
-        for row in firsts:
+        for k, row in enumerate(firsts, start=1):
             held.append(asyncio.ensure_future(writer.write([row])))
-            await asyncio.sleep(0.1)
+            for _ in range(500):  # until a thread holds it, so the next goes to another thread
+                if len(inside) == k:
+                    break
+                await asyncio.sleep(0.02)
+        assert inside == [1] * len(firsts)  # every thread holds one first write
         b = asyncio.ensure_future(writer.write([cancelled]))
         c = asyncio.ensure_future(writer.write([third]))
         await asyncio.sleep(0.1)
@@ -242,16 +248,17 @@ def held_by_another(lock_path: Path) -> bool:
         return False
 
 
-def scripted_passes(monkeypatch, lock_path: Path, frames: list[int]) -> list[bool]:
-    """Passes that report `frames` in turn as the log's length (after the last, the last again),
-    as the log grows under other processes' writers; returns, for each pass run, whether it ran
-    under the writers' lock. What is decided from those figures is what is tested here; the
-    copying itself is the other tests'."""
+def scripted_passes(monkeypatch, lock_path: Path, frames: list[int | None]) -> list[bool]:
+    """Passes that report `frames` in turn as the log's length (after the last, the last again;
+    None: busy, another checkpoint running), as the log grows under other processes' writers;
+    returns, for each pass run, whether it ran under the writers' lock. What is decided from those
+    figures is what is tested here; the copying itself is the other tests'."""
     locked: list[bool] = []
 
     def copy(self: Checkpointer) -> tuple[bool, int]:
         locked.append(held_by_another(lock_path))
-        return False, frames[min(len(locked), len(frames)) - 1]
+        reported = frames[min(len(locked), len(frames)) - 1]
+        return (True, -1) if reported is None else (False, reported)
 
     monkeypatch.setattr(Checkpointer, "_copy", copy)
     return locked
@@ -271,6 +278,12 @@ def scripted_passes(monkeypatch, lock_path: Path, frames: list[int]) -> list[boo
         # Nothing appended during the first pass: it copied everything, and the next commit starts
         # the log over without anyone waiting.
         ([900, 900], [False, False]),
+        # The log started over between passes: its 30 frames are all that was appended.
+        ([1500, 30], [False, False]),
+        # Another process's checkpoint is running: no more passes; the log was long enough.
+        ([1500, None], [False, False, True]),
+        # The same from the first pass: nothing is known of the log, and the lock is not taken.
+        ([None], [False]),
     ],
 )
 def test_a_checkpoint_copies_without_the_lock_while_much_is_appended(tmp_path, monkeypatch, frames, expected):
@@ -418,7 +431,12 @@ def test_on_postgresql_a_commit_that_waits_does_not_hold_up_the_next(database_ur
     with engine.connect() as holder:
         holder.execute(insert(Assessment.__table__), [blocked_row])  # uncommitted: its id is locked
         waiting = writer.submit([blocked_row])  # waits on that lock
-        time.sleep(0.2)  # let a thread take it and block
+        with engine.connect() as observer:  # until the server shows the writer waiting on it
+            assert wait_for(
+                lambda: (
+                    observer.exec_driver_sql("SELECT count(*) FROM pg_locks WHERE NOT granted").scalar() > 0
+                )
+            )
         writer.submit([free_row]).result(timeout=10)  # one writer thread would wait with it
         assert not waiting.done()
         holder.rollback()
