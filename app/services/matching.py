@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import math
 import threading
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from app.services import classifier_runtime, reference, weight_profiles
 from app.services.classifier_runtime import ActiveClassifier, classifier_for_matching
 from app.services.rounds import Rounds
 from app.services.writer import AssessmentWriter
-from models.base import utcnow
+from models.base import time_ordered_id, utcnow
 from scoring.cluster_models import BY_ID, MODEL_IDS
 from scoring.criteria import CRITERIA
 from scoring.engine import ENGINE_VERSION, Evaluation, WeightsError, encode
@@ -412,7 +411,7 @@ class Scored:
         the bytes to send). A fresh id and time go in front of the scored body; ids and ISO times need
         no JSON escaping. Bytes are kept so that nothing is encoded again on the way out."""
         created_at = utcnow()
-        assessment_id = uuid.uuid4().hex
+        assessment_id = time_ordered_id(created_at)
         head = f'{{"assessment_id":"{assessment_id}","created_at":"{created_at.isoformat()}"'
         separator = "," if self.tail != b"}" else ""
         row = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -204,3 +205,16 @@ def test_an_answer_remembered_under_other_settings_is_not_reused(client, databas
     with TestClient(other) as c:
         assert c.post("/v1/match", json=body).json()["robustness_detail"]["samples"] == 50
     other.state.engine.dispose()
+
+
+def test_assessment_ids_are_version_7_uuids_of_their_creation_time(client):
+    first = client.post("/v1/match", json=match_body()).json()
+    batch = client.post("/v1/match/batch", json={"items": [match_body(), match_body()]}).json()["results"]
+    for made in [first, *batch]:
+        parsed = uuid.UUID(hex=made["assessment_id"])
+        assert parsed.version == 7
+        created = datetime.fromisoformat(made["created_at"])
+        assert parsed.int >> 80 == int(created.timestamp() * 1000)
+        assert client.get(f"/v1/assessments/{made['assessment_id']}").json() == made
+    # The batch came later: its ids are of a later millisecond, or the same one.
+    assert first["assessment_id"][:12] <= batch[0]["assessment_id"][:12]
