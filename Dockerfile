@@ -4,12 +4,12 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
-COPY pyproject.toml ./
+COPY pyproject.toml constraints.txt ./
 COPY app ./app
 COPY models ./models
 COPY scoring ./scoring
 COPY migrations ./migrations
-RUN /opt/venv/bin/pip install .
+RUN /opt/venv/bin/pip install -c constraints.txt .
 
 FROM python:3.11-slim AS runtime
 RUN useradd --create-home --uid 10001 clustermatch
