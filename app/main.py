@@ -134,7 +134,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _errors_documented_as_problems(app)
 
     app.add_middleware(HeadAsGet)  # innermost: logs and metrics still see HEAD
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout_seconds)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout=settings.body_timeout_seconds,
+        routes=app.router.routes,  # the same list: routes added later are seen too
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

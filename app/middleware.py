@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -41,15 +42,27 @@ def is_json(content_type: bytes) -> bool:
     return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
 
 
+def routed(routes: list[BaseRoute], scope: Scope) -> bool:
+    """Whether one of `routes` (not a mount of files) takes this method at this path: where none does,
+    the router answers 404 or 405."""
+    return any(not isinstance(route, Mount) and route.matches(scope)[0] is Match.FULL for route in routes)
+
+
 class BodyLimit:
     """Refuse request bodies over `max_bytes` with 413, whether or not Content-Length is sent, bodies
     not received in full within `timeout` seconds with 408, and a body sent as anything but JSON with
-    415. Every request body of the API is JSON; a body without a Content-Type is read as JSON."""
+    415. Every request body of the API is JSON; a body without a Content-Type is read as JSON.
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 30.0) -> None:
+    With `routes` (the app's), 415 is answered only where a route takes the request, so that a wrong
+    path or method still gets its 404 or 405, as it does with a JSON body."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, timeout: float = 30.0, routes: list[BaseRoute] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -82,7 +95,12 @@ class BodyLimit:
             return
         body = b"".join(chunks)
         content_type = next((value for name, value in scope["headers"] if name == b"content-type"), b"")
-        if body and content_type.strip() and not is_json(content_type):
+        if (
+            body
+            and content_type.strip()
+            and not is_json(content_type)
+            and (self.routes is None or routed(self.routes, scope))
+        ):
             sent = content_type.decode("latin-1")
             await send_problem(
                 send,

@@ -231,6 +231,33 @@ def test_a_body_that_is_not_json_is_415_naming_the_header(client, content_type):
 
 
 @pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("POST", "/v1/nowhere", 404, None),  # no such path
+        ("POST", "/v1/countries", 405, "GET, HEAD"),  # a path that takes no POST
+        ("PUT", "/v1/match", 405, "POST"),
+    ],
+)
+def test_a_text_body_where_no_route_takes_it_gets_404_or_405_not_415(client, method, path, status, allow):
+    before = assessments_count(client)
+    response = client.request(method, path, content=b"profile=KAZ", headers={"content-type": "text/plain"})
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers.get("allow") == allow
+    assert assessments_count(client) == before
+
+
+def test_a_text_body_is_415_behind_a_root_path_and_404_off_the_api(settings):
+    app = create_app(settings)
+    with TestClient(app, root_path="/api", raise_server_exceptions=False) as c:
+        text = {"content": b"{}", "headers": {"content-type": "text/plain"}}
+        assert c.post("/api/v1/match", **text).status_code == 415
+        assert c.post("/api/v1/nowhere", **text).status_code == 404
+        assert c.post("/api/static-docs/swagger-ui.css", **text).status_code in (404, 405)  # files: never 415
+    app.state.engine.dispose()
+
+
+@pytest.mark.parametrize(
     "content_type",
     [
         "application/json",
