@@ -235,6 +235,7 @@ def _gate_result(gate: Gate, outcome: float) -> GateResult:
 # A gate has three outcomes, each with one (immutable) result: failed, passed, not assessed.
 _GATE_RESULTS = [{outcome: _gate_result(gate, outcome) for outcome in (0.0, 1.0)} for gate in GATES]
 _NOT_ASSESSED = [_gate_result(gate, math.nan) for gate in GATES]
+_GATE_MODEL_INDEX = [MODEL_IDS.index(gate.model) for gate in GATES]
 
 
 SHOWN_DECIMALS = 6  # fits, contributions and scores as the API shows them
@@ -278,37 +279,66 @@ class Explained:
     order: list[list[int]]  # (n, models) model indices best first
     fits_shown: list[list[list[float]]]  # fits rounded to SHOWN_DECIMALS; NaN where unknown
     contributions_shown: list[list[list[float]]]  # contributions rounded to SHOWN_DECIMALS
+    strongest: list[list[list[int]]]  # (n, models, <= 2) criteria of the largest contributions, largest first
     confidence: list[float]  # (n,) share of the total weight whose input was known
     raw_weights: dict[str, float]  # the weights used, as given
+
+    def gate_results(self, i: int) -> list[tuple[GateResult, ...]]:
+        """Profile i's gate results, per model (in MODEL_IDS order), each model's in GATES order."""
+        of_model: list[list[GateResult]] = [[] for _ in MODEL_IDS]
+        for g, outcome in enumerate(self.gates[i]):
+            of_model[_GATE_MODEL_INDEX[g]].append(_GATE_RESULTS[g].get(outcome) or _NOT_ASSESSED[g])
+        return [tuple(results) for results in of_model]
+
+    def missing_inputs(self, i: int) -> tuple[str, ...]:
+        """Profile i's criteria without an input value, in criterion order."""
+        return tuple(c for c, known in zip(CRITERIA, self.assessed[i], strict=True) if not known)
 
     def evaluation(self, i: int) -> Evaluation:
         """The Evaluation of profile i."""
         fit_rows, contribution_rows, weights = self.fits[i], self.contributions[i], self.weights[i]
         score_list, factor_list = self.scores[i], self.factors[i]
-        gate_results_of: dict[str, list[GateResult]] = {model: [] for model in MODEL_IDS}
-        for g, (gate, outcome) in enumerate(zip(GATES, self.gates[i], strict=True)):
-            gate_results_of[gate.model].append(_GATE_RESULTS[g].get(outcome) or _NOT_ASSESSED[g])
+        gates_of = self.gate_results(i)
         ranking = []
         for rank, m in enumerate(self.order[i], start=1):
-            model = MODEL_IDS[m]
             contributions_m = contribution_rows[m]
             ranking.append(
                 ModelScore(
-                    model=model,
+                    model=MODEL_IDS[m],
                     rank=rank,
                     score=score_list[m],
                     fit=sum(contributions_m),
                     gate_factor=factor_list[m],
                     contributions=tuple(map(Contribution, CRITERIA, weights, fit_rows[m], contributions_m)),
-                    gates=tuple(gate_results_of[model]),
+                    gates=gates_of[m],
                 )
             )
         return Evaluation(
             ranking=tuple(ranking),
             confidence=self.confidence[i],
-            missing_inputs=tuple(c for c, known in zip(CRITERIA, self.assessed[i], strict=True) if not known),
+            missing_inputs=self.missing_inputs(i),
             weights=dict(self.raw_weights),
         )
+
+
+STRONGEST = 2  # criteria a rationale names as a model's largest contributions
+
+
+def _strongest(fits: np.ndarray, w_norm: np.ndarray, contribution: np.ndarray) -> list[list[list[int]]]:
+    """Per profile and model, the criteria (indices) of the STRONGEST largest contributions, largest
+    first, among those assessed with a weight above 0; equal contributions in criterion order."""
+    counted = ~np.isnan(fits) & (w_norm > 0)[:, None, :]  # (n, models, criteria)
+    # A stable sort of the negated values keeps equal ones in criterion order; -inf sorts the
+    # uncounted last, and they are cut below.
+    order = np.argsort(-np.where(counted, contribution, -np.inf), axis=2, kind="stable")[:, :, :STRONGEST]
+    kept = np.take_along_axis(counted, order, axis=2)
+    return [
+        [
+            [j for j, keep in zip(row, keeps, strict=True) if keep]
+            for row, keeps in zip(rows, kept_rows, strict=True)
+        ]
+        for rows, kept_rows in zip(order.tolist(), kept.tolist(), strict=True)
+    ]
 
 
 def _none_for_nan(values: np.ndarray) -> list[Any]:
@@ -344,6 +374,7 @@ def explain(
         order=order.tolist(),
         fits_shown=rounded(fits, SHOWN_DECIMALS).tolist(),
         contributions_shown=rounded(contribution, SHOWN_DECIMALS).tolist(),
+        strongest=_strongest(fits, w_norm, contribution),
         confidence=(total / w.sum()).tolist(),
         raw_weights={c: float(w[j]) for j, c in enumerate(CRITERIA)},
     )

@@ -2,43 +2,41 @@
 
 from __future__ import annotations
 
-from operator import attrgetter
+from collections.abc import Sequence
 
 from scoring.cluster_models import BY_ID
-from scoring.criteria import CRITERION_INFO
-from scoring.engine import Evaluation, ModelScore
+from scoring.criteria import CRITERIA, CRITERION_INFO
+from scoring.engine import GateResult
+
+_LABEL_EN = [CRITERION_INFO[c].label_en for c in CRITERIA]
+_LABEL_KO = [CRITERION_INFO[c].label_ko for c in CRITERIA]
 
 
-def _strongest(score: ModelScore, n: int = 2) -> list[str]:
-    # reverse=True keeps equal contributions in criterion order (Python's sort stays stable)
-    ranked = sorted(
-        [c for c in score.contributions if c.fit is not None and c.weight > 0],
-        key=attrgetter("contribution"),
-        reverse=True,
-    )
-    return [c.criterion for c in ranked[:n]]
+def rationale(
+    model: str,
+    rank: int,
+    score: float,
+    strongest: Sequence[int],
+    gates: Sequence[GateResult],
+    missing_inputs: Sequence[str],
+) -> tuple[str, str]:
+    """(English, Korean) one-paragraph rationale for one model's place in the ranking: its rank and
+    score, the criteria (indices, `Explained.strongest`) of its largest contributions, the gates it
+    failed among `gates`, and the profile's criteria without an input."""
+    info = BY_ID[model]
+    failed = [g for g in gates if not g.passed]
 
-
-def rationale(evaluation: Evaluation, score: ModelScore) -> tuple[str, str]:
-    """(English, Korean) one-paragraph rationale for one model's place in the ranking (`score`, one of
-    `evaluation.ranking`)."""
-    info = BY_ID[score.model]
-    strong = _strongest(score)
-    en_strong = " and ".join(CRITERION_INFO[c].label_en for c in strong)
-    ko_strong = ", ".join(CRITERION_INFO[c].label_ko for c in strong)
-    failed = [g for g in score.gates if not g.passed]
-
-    en = f"{info.name_en} ranks {score.rank} of 4 (score {score.score:.2f})"
-    ko = f"{info.name_ko}: 4개 모델 중 {score.rank}위 (점수 {score.score:.2f})"
-    if strong:
-        en += f"; its largest contributions come from {en_strong}"
-        ko += f", 주요 기여 항목은 {ko_strong}"
+    en = f"{info.name_en} ranks {rank} of 4 (score {score:.2f})"
+    ko = f"{info.name_ko}: 4개 모델 중 {rank}위 (점수 {score:.2f})"
+    if strongest:
+        en += f"; its largest contributions come from {' and '.join(_LABEL_EN[j] for j in strongest)}"
+        ko += f", 주요 기여 항목은 {', '.join(_LABEL_KO[j] for j in strongest)}"
     if failed:
         en += "; gate failed: " + "; ".join(g.reason for g in failed)
         ko += ", 충족하지 못한 필수 조건: " + "; ".join(g.reason_ko for g in failed)
     en += "."
     ko += "."
-    if evaluation.missing_inputs:
-        en += f" Not assessed for lack of input: {', '.join(evaluation.missing_inputs)}."
-        ko += f" 입력이 없어 평가하지 못한 항목: {', '.join(evaluation.missing_inputs)}."
+    if missing_inputs:
+        en += f" Not assessed for lack of input: {', '.join(missing_inputs)}."
+        ko += f" 입력이 없어 평가하지 못한 항목: {', '.join(missing_inputs)}."
     return en, ko

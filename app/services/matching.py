@@ -27,7 +27,7 @@ from app.services.writer import AssessmentWriter
 from models.base import time_ordered_id, utcnow
 from scoring.cluster_models import BY_ID, MODEL_IDS
 from scoring.criteria import CRITERIA
-from scoring.engine import ENGINE_VERSION, Evaluation, WeightsError, encode
+from scoring.engine import ENGINE_VERSION, Explained, WeightsError, encode
 from scoring.profile import (
     CountryProfile,
     Level,
@@ -41,7 +41,6 @@ from scoring.rationale import rationale
 from scoring.robustness import Analysis, Counterfactual, analyse
 
 CORE_INPUTS = ("innovation_stage", "rd", "government_investment_will")
-MODEL_INDEX = {model: m for m, model in enumerate(MODEL_IDS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,48 +216,50 @@ def _counterfactual_out(cf: Counterfactual) -> dict[str, Any]:
 
 
 def _ranking(
-    evaluation: Evaluation,
-    rounded: tuple[list[list[float]], list[list[float]]],
+    explained: Explained,
+    index: int,
     profile: CountryProfile,
     classifier_probs: dict[str, float] | None,
     blend: float,
 ) -> list[dict[str, Any]]:
-    """The ranking as the API shows it; `rounded` holds the fits and contributions (model, criterion)
-    already rounded to 6 decimals, as `round` would."""
+    """The ranking of profile `index` of `explained` as the API shows it, best first."""
     out: list[dict[str, Any]] = []
     # The input shown and its weight are the same for every model.
-    shown = {c: _display(profile, c) for c in CRITERIA}
-    weight = {c.criterion: round(c.weight, 6) for c in evaluation.ranking[0].contributions}
-    fits_shown, contributions_shown = rounded
-    for item in evaluation.ranking:
-        m = MODEL_INDEX[item.model]
-        en, ko = rationale(evaluation, item)
-        prob = classifier_probs.get(item.model) if classifier_probs else None
-        score = item.score if prob is None else (1 - blend) * item.score + blend * prob
+    shown = [_display(profile, c) for c in CRITERIA]
+    weights = [round(w, 6) for w in explained.weights[index]]
+    fits_shown, contributions_shown = explained.fits_shown[index], explained.contributions_shown[index]
+    scores, strongest = explained.scores[index], explained.strongest[index]
+    gates, missing = explained.gate_results(index), explained.missing_inputs(index)
+    for rank, m in enumerate(explained.order[index], start=1):
+        model = MODEL_IDS[m]
+        rule_score = scores[m]
+        en, ko = rationale(model, rank, rule_score, strongest[m], gates[m], missing)
+        prob = classifier_probs.get(model) if classifier_probs else None
+        score = rule_score if prob is None else (1 - blend) * rule_score + blend * prob
         out.append(
             {
-                "model": item.model,
-                "rank": item.rank,
-                "name_en": BY_ID[item.model].name_en,
-                "name_ko": BY_ID[item.model].name_ko,
+                "model": model,
+                "rank": rank,
+                "name_en": BY_ID[model].name_en,
+                "name_ko": BY_ID[model].name_ko,
                 "score": round(score, 6),
-                "rule_score": round(item.score, 6),
+                "rule_score": round(rule_score, 6),
                 "classifier_probability": None if prob is None else round(prob, 6),
                 "contributions": [
                     {
                         "criterion": criterion,
-                        "value": shown[criterion],
-                        "weight": weight[criterion],
+                        "value": value,
+                        "weight": weight,
                         "fit": None if fit != fit else fit,  # NaN: not assessed
                         "contribution": contribution,
                     }
-                    for criterion, fit, contribution in zip(
-                        CRITERIA, fits_shown[m], contributions_shown[m], strict=True
+                    for criterion, value, weight, fit, contribution in zip(
+                        CRITERIA, shown, weights, fits_shown[m], contributions_shown[m], strict=True
                     )
                 ],
                 # GateResult's fields are the API's gate fields, in order; orjson writes a dataclass
                 # as that object, and the few results there are are shared, never copied.
-                "gates": item.gates,
+                "gates": gates[m],
                 "rationale": en,
                 "rationale_ko": ko,
             }
@@ -296,7 +297,8 @@ def compute(
     profile = resolved.profile
     if analysis is None:
         analysis = _analyse([profile], weights, settings)
-    evaluation = analysis.evaluation(index)
+    explained = analysis.explained
+    rules_recommended = MODEL_IDS[explained.order[index][0]]
     robust = analysis.robustness_of(index)
     cf = analysis.counterfactual_of(index)
 
@@ -314,7 +316,7 @@ def compute(
             classifier_view = {
                 "top_model": top,
                 "probabilities": {m: round(p, 6) for m, p in probs.items()},
-                "agrees_with_rules": top == evaluation.recommended,
+                "agrees_with_rules": top == rules_recommended,
                 "feature_contributions": [
                     {"feature": f, "contribution": round(c, 6)} for f, c in contributions
                 ],
@@ -324,22 +326,15 @@ def compute(
         method_used = Method.RULES
 
     blend = 1.0 if method_used is Method.CLASSIFIER else settings.hybrid_classifier_weight
-    explained = analysis.explained
-    ranking = _ranking(
-        evaluation,
-        (explained.fits_shown[index], explained.contributions_shown[index]),
-        profile,
-        probs if method_used is not Method.RULES else None,
-        blend,
-    )
+    ranking = _ranking(explained, index, profile, probs if method_used is not Method.RULES else None, blend)
     c = resolved.country
     return {
         "method": method_used.value,
         "method_note": note,
         "recommended_model": ranking[0]["model"],
-        "rules_recommended_model": evaluation.recommended,
+        "rules_recommended_model": rules_recommended,
         "ranking": ranking,
-        "confidence": round(evaluation.confidence, 6),
+        "confidence": round(explained.confidence[index], 6),
         "missing_inputs": [n for n in PROFILE_INPUTS if resolved.used[n]["source"] == "missing"],
         "robustness": robust.robustness,
         "first_place_shares": robust.first_place_shares,

@@ -12,7 +12,20 @@ from hypothesis import strategies as st
 
 from scoring.cluster_models import MODEL_IDS
 from scoring.criteria import CRITERIA, DEFAULT_WEIGHTS, FIT_CURVES, GATE_PENALTY, STAGE_FIT
-from scoring.engine import MIN_WEIGHT, TIE, WeightsError, evaluate, fit_matrix
+from scoring.engine import (
+    MIN_WEIGHT,
+    TIE,
+    WeightsError,
+    encode,
+    evaluate,
+    explain,
+    fit_matrix,
+    gate_factors,
+    gate_matrix,
+    rank_order,
+    scores,
+    weight_vector,
+)
 from scoring.profile import STAGES, CountryProfile, rd_intensity_to_scale
 from tests.factories import profile
 
@@ -231,3 +244,44 @@ def test_rounded_stays_exact_at_more_decimals_and_larger_values():
         got = rounded(values, decimals).tolist()
         want = [round(float(v), decimals) for v in values]
         assert got == want, decimals
+
+
+# Values where fits saturate or repeat (0, 0.5, 1) make equal contributions, so the tie order is tested.
+tie_prone = st.one_of(st.none(), st.sampled_from([0.0, 0.5, 1.0]), unit)
+
+
+@given(
+    st.lists(
+        st.builds(
+            CountryProfile,
+            innovation_stage=st.one_of(st.none(), st.sampled_from(STAGES)),
+            rd=tie_prone,
+            public_investment_will=tie_prone,
+            healthcare_capacity=tie_prone,
+            research_capacity=tie_prone,
+            manufacturing_base=tie_prone,
+            private_sector_strength=tie_prone,
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    weight_maps,
+)
+def test_strongest_criteria_are_the_largest_counted_contributions_in_criterion_order_on_ties(ps, w):
+    rows = np.stack([encode(p) for p in ps])
+    fits = fit_matrix(rows)
+    gates = gate_matrix(rows)
+    factors = gate_factors(gates)
+    weight = weight_vector(w)
+    try:
+        score_rows = scores(fits, factors, weight)
+    except WeightsError:  # no weighted input known: nothing to explain
+        return
+    explained = explain(rows, fits, gates, factors, score_rows, weight, rank_order(score_rows))
+    for i in range(len(ps)):
+        for s in explained.evaluation(i).ranking:
+            counted = [c for c in s.contributions if c.fit is not None and c.weight > 0]
+            # Python's sort is stable with reverse=True too: equal contributions keep criterion order.
+            expected = [c.criterion for c in sorted(counted, key=lambda c: c.contribution, reverse=True)][:2]
+            got = explained.strongest[i][MODEL_IDS.index(s.model)]
+            assert [CRITERIA[j] for j in got] == expected
