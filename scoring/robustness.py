@@ -283,7 +283,9 @@ _MODEL_INDEX = np.arange(len(MODEL_IDS))[None, None, None, :]
 
 def _counterfactual(
     rows: np.ndarray, w: np.ndarray, fits: np.ndarray, gates: np.ndarray, runner_up: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(column, value, value as reported) of each profile's smallest winning change for its runner-up;
+    column -1 (value NaN) where there is none, 0 for a stage change (value: the stage index)."""
     n = len(rows)
     best_column = np.full(n, -1)
     best_value = np.full(n, np.nan)
@@ -341,14 +343,18 @@ def _counterfactual(
     target = np.stack([up, down], axis=3)  # (n, numeric, pieces, up/down)
 
     # The algebra proposes; the engine's own scoring (with its tie rule) decides. One call checks
-    # every proposed point of every profile.
+    # every proposed point of every profile, and each rounded as it is usually reported (to the
+    # first of _SHOWN_DECIMALS; see `_reported`).
     i_idx, j_idx, k_idx, d_idx = np.nonzero(~np.isnan(target))
-    candidate = rows[i_idx].copy()
-    candidate[np.arange(len(i_idx)), _NUMERIC[j_idx]] = target[i_idx, j_idx, k_idx, d_idx]
+    proposed = target[i_idx, j_idx, k_idx, d_idx]
+    current = x[i_idx, j_idx, 0]
+    tried = np.column_stack([proposed, _away(proposed, current, _SHOWN_DECIMALS[0])])  # (proposals, 2)
+    candidate = np.repeat(rows[i_idx], 2, axis=0)
+    candidate[np.arange(len(candidate)), np.repeat(_NUMERIC[j_idx], 2)] = tried.ravel()
     won_all = _wins(
         np.concatenate([stage_candidate, candidate]),
         w,
-        np.concatenate([np.repeat(runner_up, len(stages)), runner_up[i_idx]]),
+        np.concatenate([np.repeat(runner_up, len(stages)), np.repeat(runner_up[i_idx], 2)]),
     )
     won_stage = won_all[: len(stage_candidate)].reshape(n, len(stages))
     # One step only, as for the numbers (STAGES is in order): developing <-> chaser <-> leader. A
@@ -356,50 +362,60 @@ def _counterfactual(
     won_stage &= ~np.isnan(rows[:, :1]) & (np.abs(rows[:, :1] - stages[None, :]) == 1)
     has = won_stage.any(axis=1)
     best_column[has], best_value[has] = 0, np.argmax(won_stage, axis=1)[has]
-    won = won_all[len(stage_candidate) :]
+    won_tried = won_all[len(stage_candidate) :].reshape(tried.shape)
+    won = won_tried[:, 0]
     moves = np.full(target.shape, np.inf)
-    moves[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] = np.abs(
-        target[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] - x[i_idx[won], j_idx[won], 0]
-    )
+    moves[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] = np.abs(proposed[won] - current[won])
+    proposal = np.full(target.shape, -1)
+    proposal[i_idx, j_idx, k_idx, d_idx] = np.arange(len(proposed))
     nearest = np.argmin(moves, axis=2)[:, :, None, :]  # the nearest confirmed piece, per input and way
     best_moves = np.take_along_axis(moves, nearest, axis=2).reshape(n, -1)  # (n, numeric * 2)
-    targets = np.take_along_axis(target, nearest, axis=2).reshape(n, -1)  # criterion order, up first
+    best_proposal = np.take_along_axis(proposal, nearest, axis=2).reshape(n, -1)  # criterion order, up first
 
     # Smallest move per profile; the first of equals is the earlier criterion, up before down.
     k = np.argmin(np.round(best_moves, 9), axis=1)
-    found = np.isfinite(best_moves[np.arange(n), k])
-    best_column = np.where(found, _NUMERIC[k // 2], best_column)
-    best_value = np.where(found, targets[np.arange(n), k], best_value)
-    return best_column, best_value
+    found = np.flatnonzero(np.isfinite(best_moves[np.arange(n), k]))
+    chosen = best_proposal[found, k[found]]
+    best_column[found] = _NUMERIC[k[found] // 2]
+    best_value[found] = proposed[chosen]
+    best_shown = best_value.copy()
+    rounded_wins = won_tried[chosen, 1]
+    best_shown[found[rounded_wins]] = tried[chosen[rounded_wins], 1]
+    finer = found[~rounded_wins]  # rare: a winning window narrower than the rounding
+    if len(finer):
+        best_shown[finer] = _reported(
+            rows[finer], w, runner_up[finer], best_column[finer], best_value[finer], _SHOWN_DECIMALS[1:]
+        )
+    return best_column, best_value, best_shown
 
 
 _SHOWN_DECIMALS = (4, 6, 9)  # a counterfactual value is reported to the fewest of these that still wins
 
 
-def _shown(
-    rows: np.ndarray, w: np.ndarray, runner_up: np.ndarray, column: np.ndarray, value: np.ndarray
+def _away(value: np.ndarray, current: np.ndarray, decimals: int) -> np.ndarray:
+    """`value` rounded to `decimals` away from `current` (so the change does not shrink), within [0, 1]."""
+    scale = 10.0**decimals
+    away = np.where(value > current, np.ceil(value * scale), np.floor(value * scale))
+    return np.clip(away / scale, 0.0, 1.0)
+
+
+def _reported(
+    rows: np.ndarray,
+    w: np.ndarray,
+    runner_up: np.ndarray,
+    column: np.ndarray,
+    value: np.ndarray,
+    decimals: tuple[int, ...],
 ) -> np.ndarray:
-    """Counterfactual values as reported: rounded away from the current value to 4 decimals, or to 6
-    or 9 where a narrower winning window needs it (checked by scoring), else exact."""
-    numeric = np.flatnonzero(column > 0)
-    shown = value.copy()
-    if not len(numeric):
-        return shown
-    current = rows[numeric, column[numeric]]
-    tries = []
-    for decimals in _SHOWN_DECIMALS:
-        scale = 10.0**decimals
-        away = np.where(
-            value[numeric] > current, np.ceil(value[numeric] * scale), np.floor(value[numeric] * scale)
-        )
-        tries.append(np.clip(away / scale, 0.0, 1.0))
-    tried = np.stack(tries, axis=1)  # (numeric found, decimals)
-    candidate = np.repeat(rows[numeric], len(_SHOWN_DECIMALS), axis=0)
-    candidate[np.arange(len(candidate)), np.repeat(column[numeric], len(_SHOWN_DECIMALS))] = tried.ravel()
-    ok = _wins(candidate, w, np.repeat(runner_up[numeric], len(_SHOWN_DECIMALS))).reshape(tried.shape)
+    """Numeric counterfactual values (column > 0) as reported: rounded away from the current value to
+    the fewest of `decimals` that still wins (checked by scoring), else exact."""
+    current = rows[np.arange(len(rows)), column]
+    tried = np.stack([_away(value, current, d) for d in decimals], axis=1)  # (values, decimals)
+    candidate = np.repeat(rows, len(decimals), axis=0)
+    candidate[np.arange(len(candidate)), np.repeat(column, len(decimals))] = tried.ravel()
+    ok = _wins(candidate, w, np.repeat(runner_up, len(decimals))).reshape(tried.shape)
     first = np.argmax(ok, axis=1)
-    shown[numeric] = np.where(ok.any(axis=1), tried[np.arange(len(numeric)), first], value[numeric])
-    return shown
+    return np.where(ok.any(axis=1), tried[np.arange(len(rows)), first], value)
 
 
 def analyse(
@@ -424,8 +440,7 @@ def analyse(
     order = rank_order(score_rows)
     robust, shares = _robustness(fits, factors, order[:, 0], w, rows, samples, concentration, seed)
     if what_if:
-        cf_column, cf_value = _counterfactual(rows, w, fits, gates, order[:, 1])
-        cf_shown = _shown(rows, w, order[:, 1], cf_column, cf_value)
+        cf_column, cf_value, cf_shown = _counterfactual(rows, w, fits, gates, order[:, 1])
         loo_top = _leave_one_out(fits, factors, w, rows)
     else:
         cf_column, cf_value = np.full(len(rows), -1), np.full(len(rows), np.nan)

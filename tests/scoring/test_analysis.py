@@ -156,3 +156,28 @@ def test_stage_counterfactuals_never_skip_a_stage():
             moved[0] = result.cf_value[i]
             assert analyse(moved, weights, samples=10).order[0, 0] == result.order[i, 1], i
     assert stage_changes > 0  # the check above ran
+
+
+def test_a_counterfactual_is_reported_to_the_fewest_decimals_that_still_win():
+    # A leader whose public investment will would have to fall from 0.95 to just above 2/3: rounded
+    # to 4 decimals (0.6666) the change no longer wins, so it is reported to 6.
+    row = np.array(
+        [0.0, 0.9475372978437434, 0.0456998155013556, np.nan, 0.7250851006707656, 0.43132180249262453, 1 / 3]
+    )
+    result = analyse(row, DEFAULT_WEIGHTS, samples=10)
+    runner_up = int(result.order[0, 1])
+    assert result.cf_column[0] == CRITERIA.index("public_investment_will")
+    assert result.cf_shown[0] == 0.666666
+
+    def wins(value: float) -> bool:
+        moved = row.copy()
+        moved[CRITERIA.index("public_investment_will")] = value
+        return analyse(moved, DEFAULT_WEIGHTS, samples=10).evaluation(0).recommended == MODEL_IDS[runner_up]
+
+    assert wins(0.666666) and not wins(0.6666)
+    # The same among other profiles, where most are reported to 4 decimals.
+    together = analyse(np.vstack([random_rows(30), row]), DEFAULT_WEIGHTS, samples=10)
+    assert together.cf_shown[-1] == 0.666666
+    numeric = together.cf_column[:-1] > 0
+    shown = together.cf_shown[:-1][numeric]
+    assert np.all(np.round(shown, 4) == shown)
