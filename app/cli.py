@@ -135,7 +135,15 @@ def serve(host: str, port: int, workers: int) -> None:
     preflight()
     print(f"serving on http://{host}:{port} (Swagger UI at http://{host}:{port}/docs)")
     uvicorn.run(
-        "app.main:app", host=host, port=port, workers=workers, log_level="info", timeout_graceful_shutdown=10
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        # The app writes its own JSON access log (app.observability); uvicorn's would only be
+        # filtered out, after formatting its arguments for every request.
+        access_log=False,
+        timeout_graceful_shutdown=10,
     )
 
 
