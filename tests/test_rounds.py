@@ -196,3 +196,44 @@ def test_a_match_whose_look_ups_expired_queries_in_a_thread_and_is_analysed_in_a
         event.remove(engine, "before_cursor_execute", record_statement)
     assert analyses == ["event loop", "event loop"]
     assert statements and set(statements) == {"thread"}  # the look-ups, and the writer's insert
+
+
+@pytest.mark.parametrize("method", ["rules", "hybrid"])
+def test_when_the_look_ups_expire_one_request_queries_and_the_others_wait_for_it(client, monkeypatch, method):
+    """Eight matches in flight when every look-up cache has expired: one makes the queries (in a
+    worker thread), the others wait for it and then look up in memory; all answer 201."""
+    ttl = 0.5
+    for module, name in [
+        (reference, "VERSION_TTL"),
+        (weight_profiles, "LATEST_TTL"),
+        (classifier_runtime, "POINTER_TTL"),
+    ]:
+        monkeypatch.setattr(module, name, ttl)
+    rng = random.Random(11)
+    assert (
+        client.post("/v1/match", json={"profile": random_profile(rng), "method": method}).status_code == 201
+    )
+    look_ups: list[str] = []
+    look_up = matching._look_up
+
+    def recording(*args):  # type: ignore[no-untyped-def]
+        try:
+            asyncio.get_running_loop()
+            look_ups.append("event loop")
+        except RuntimeError:
+            look_ups.append("thread")
+        return look_up(*args)
+
+    monkeypatch.setattr(matching, "_look_up", recording)
+    bodies = [{"profile": random_profile(rng), "method": method} for _ in range(8)]
+
+    async def send_all() -> list[httpx.Response]:
+        await asyncio.sleep(ttl + 0.1)  # every cache has expired
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            return await asyncio.gather(*(c.post("/v1/match", json=b) for b in bodies))
+
+    responses = asyncio.run(send_all())
+    assert [r.status_code for r in responses] == [201] * 8
+    assert look_ups.count("thread") == 1, look_ups
+    assert look_ups.count("event loop") == 7

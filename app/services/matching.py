@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -529,6 +531,37 @@ def _in_memory(sessions: sessionmaker[Session], request: MatchRequest, settings:
     )
 
 
+# Per event loop: set while one request of that loop queries the database for its look-ups.
+_QUERYING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = weakref.WeakKeyDictionary()
+
+
+async def _look_up_off_loop(
+    sessions: sessionmaker[Session], request: MatchRequest, settings: Settings
+) -> tuple[_Lookup, Scored | ResolvedProfile]:
+    """`_look_up` in a worker thread, one request of this event loop at a time.
+
+    When a cache expires (each is re-read every 2 s), every request in flight finds it so at once;
+    they used to query together, each in a thread and on a pooled connection of its own (on
+    PostgreSQL, more than the pool keeps, so connections were opened and closed about once a second).
+    Now the first queries, the others wait until it is done, then find the cache fresh and look up
+    in memory. A request that still needs the database then (another weight profile, or the query
+    failed) makes its own queries, so a failing database is not waited on twice in a row.
+    """
+    loop = asyncio.get_running_loop()
+    querying = _QUERYING.get(loop)
+    if querying is not None:
+        await querying.wait()
+        if _in_memory(sessions, request, settings):
+            return _look_up(sessions, request, settings)
+        return await anyio.to_thread.run_sync(_look_up, sessions, request, settings)
+    done = _QUERYING[loop] = asyncio.Event()
+    try:
+        return await anyio.to_thread.run_sync(_look_up, sessions, request, settings)
+    finally:
+        del _QUERYING[loop]
+        done.set()
+
+
 def _round_analysis(
     profiles: list[CountryProfile], context: tuple[weight_profiles.ResolvedWeights, Settings]
 ) -> Analysis:
@@ -567,13 +600,13 @@ async def match(
     together are analysed in one pass (`ROUNDS`), and a thread hop would cost more (worker threads
     scoring at once would also fight over the GIL). Its look-ups are in memory in the usual case
     (they are re-read every 2 s); when one is not, they run in a worker thread, so a query never
-    blocks the loop. (A cache can expire between the check and the use; that costs one short query
+    blocks the loop, one request at a time (`_look_up_off_loop`). (A cache can expire between the check and the use; that costs one short query
     on the loop, at most once per cache and TTL.)
     """
     if _in_memory(sessions, request, settings):
         lookup, found = _look_up(sessions, request, settings)
     else:
-        lookup, found = await anyio.to_thread.run_sync(_look_up, sessions, request, settings)
+        lookup, found = await _look_up_off_loop(sessions, request, settings)
     scored = found if isinstance(found, Scored) else await _analysed(request, found, lookup, settings)
     row, body = scored.row(request)
     await writer.write([row])
