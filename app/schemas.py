@@ -6,7 +6,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    WrapValidator,
+)
 
 from scoring.profile import Level, Stage
 
@@ -18,8 +26,17 @@ def _reject_bool(value: Any) -> Any:
     return value
 
 
+def _number_on_scale(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # The union below tries Level first, and a number fails it inside the enum's constructor, which
+    # raises and catches a ValueError: 7 us a value, against 0.7 for the number alone. A number already
+    # in [0, 1] is what Unit would return, as a float; anything else takes the union as it stands.
+    if type(value) in (float, int) and 0.0 <= value <= 1.0:
+        return float(value)
+    return handler(value)
+
+
 Unit = Annotated[float, BeforeValidator(_reject_bool), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-LevelOrUnit = Level | Unit
+LevelOrUnit = Annotated[Level | Unit, WrapValidator(_number_on_scale)]
 Weight = Annotated[float, BeforeValidator(_reject_bool), Field(ge=0.0, le=1e6, allow_inf_nan=False)]
 ModelId = Literal["production", "hospital", "research", "composite"]
 # The criteria of scoring/criteria.py, spelled out so the schema lists the only keys a weight map takes.

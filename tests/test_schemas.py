@@ -1,0 +1,72 @@
+"""Request schemas: the fast path for numbers on the [0, 1] scale gives what the plain union gives."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from app.schemas import LevelOrUnit, Unit
+from scoring.profile import Level
+
+PLAIN = TypeAdapter(Level | Unit)  # the union as it was, without the fast path
+FAST = TypeAdapter(LevelOrUnit)
+
+VALUES: list[Any] = [
+    *range(-2, 4),
+    *(i / 20 for i in range(-5, 26)),
+    -0.0,
+    1e-300,
+    math.nextafter(1.0, 2.0),
+    math.nextafter(0.0, -1.0),
+    math.nan,
+    math.inf,
+    -math.inf,
+    10**400,
+    True,
+    False,
+    "low",
+    "medium",
+    "high",
+    "LOW",
+    "0.5",
+    "1",
+    "",
+    None,
+    [0.5],
+    {"value": 0.5},
+    Level.HIGH,
+]
+
+
+def _outcome(adapter: TypeAdapter[Any], value: Any, mode: str) -> tuple[str, Any]:
+    try:
+        if mode == "json":
+            got = adapter.validate_json(value)
+        else:
+            got = adapter.validate_python(value)
+    except ValidationError as exc:
+        return "error", [(e["type"], e["loc"], e["msg"]) for e in exc.errors()]
+    return type(got).__name__, got
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_same_value_or_same_errors_as_the_plain_union(value: Any) -> None:
+    fast, plain = _outcome(FAST, value, "python"), _outcome(PLAIN, value, "python")
+    assert fast == plain
+
+
+@pytest.mark.parametrize(
+    "text", ["0", "1", "0.25", "1.0", "-0.0", "1.5", "-1", '"low"', '"0.5"', "true", "null", "1e400"]
+)
+def test_same_from_json(text: str) -> None:
+    assert _outcome(FAST, text, "json") == _outcome(PLAIN, text, "json")
+
+
+def test_numbers_on_the_scale_come_back_as_floats() -> None:
+    assert [type(FAST.validate_python(v)) for v in (0, 1, 0.5)] == [float, float, float]
+    assert FAST.validate_python(Level.LOW) is Level.LOW
+    with pytest.raises(ValidationError):
+        TypeAdapter(Unit).validate_python(True)
