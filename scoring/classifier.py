@@ -51,7 +51,7 @@ from threadpoolctl import threadpool_limits
 
 from scoring.cluster_models import CLUSTER_MODELS, MODEL_IDS
 from scoring.criteria import DEFAULT_WEIGHTS, NUMERIC_CRITERIA
-from scoring.engine import encode, fit_matrix, gate_factors, gate_matrix, rank_order, scores, weight_vector
+from scoring.engine import fit_matrix, gate_factors, gate_matrix, rank_order, scores, weight_vector
 from scoring.profile import LEVEL_VALUE, STAGES, CountryProfile, Level
 
 # --- the case file --------------------------------------------------------------------------
@@ -224,9 +224,19 @@ def cases_to_features(cases: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]
     return engine_rows_to_features(cases_to_engine_rows(cases)), FEATURE_NAMES
 
 
+_STAGE_COLUMN = {s: i for i, s in enumerate(STAGES)}
+
+
 def profile_features(profile: CountryProfile) -> np.ndarray:
-    """One profile as a feature row, shape (N_FEATURES,)."""
-    return engine_rows_to_features(encode(profile))[0]
+    """One profile as a feature row, shape (N_FEATURES,): `engine_rows_to_features(encode(profile))[0]`,
+    built directly. A CountryProfile is checked when it is made, and the array route's checks and a
+    dozen small array operations cost more than the whole prediction (tests hold the two equal)."""
+    stage = [0.0] * len(STAGES)
+    if profile.innovation_stage is not None:
+        stage[_STAGE_COLUMN[profile.innovation_stage]] = 1.0
+    values = [profile.value_of(c) for c in NUMERIC_CRITERIA]
+    filled = [NEUTRAL_FILL if v is None else v for v in values]
+    return np.array([*stage, *filled, *(1.0 if v is None else 0.0 for v in values)], dtype=float)
 
 
 def features_frame(features: np.ndarray) -> pd.DataFrame:
@@ -402,7 +412,10 @@ class FastPredictor:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (n, classes), columns in `self.classes` order; one row or many."""
-        z = self._standardise(features)
+        return self._proba(features, self._standardise(features))
+
+    def _proba(self, features: np.ndarray, z: np.ndarray) -> np.ndarray:
+        # `z` is `features` standardised.
         if self.kind == "linear":
             logits = z @ self._coef_t + self._intercept
             logits -= logits.max(axis=1, keepdims=True)
@@ -441,18 +454,18 @@ class FastPredictor:
         Gradient boosting: no decomposition (empty list).
         """
         x = np.asarray(features, dtype=float).reshape(1, -1)
-        return self._contributions(x, self.predict_proba(x)[0])
+        z = self._standardise(x)
+        return self._contributions(z, self._proba(x, z)[0].tolist())
 
-    def _contributions(self, x: np.ndarray, proba: np.ndarray) -> tuple[str, list[tuple[str, float]]]:
+    def _contributions(self, z: np.ndarray, proba: list[float]) -> tuple[str, list[tuple[str, float]]]:
+        # `z`: one row standardised, shape (1, N_FEATURES); `proba` its probabilities.
         # Ties go to the engine's model order, as everywhere in this module.
-        best = max(self._model_index, key=lambda i: proba[i])
+        best = max(self._model_index, key=proba.__getitem__)
         predicted = self.classes[best]
         if self.kind == "linear":
-            z = self._standardise(x)[0]
-            values = self._coef_t[:, best] * z
-            pairs = [(name, float(v)) for name, v in zip(FEATURE_NAMES, values, strict=True)]
+            values = self._coef_t[:, best] * z[0]
+            pairs = list(zip(FEATURE_NAMES, values.tolist(), strict=True))
         elif self.kind == "tree":
-            z = self._standardise(x)
             leaf = int(self._leaves(z)[0])
             by_feature: dict[str, float] = {}
             node = 0
@@ -481,9 +494,10 @@ class FastPredictor:
     def explain(self, profile: CountryProfile) -> tuple[dict[str, float], list[tuple[str, float]]]:
         """Probabilities per model and the per-feature contributions to the most probable one."""
         x = profile_features(profile)[None, :]
-        proba = self.predict_proba(x)[0]
-        _, pairs = self._contributions(x, proba)
-        return {m: float(proba[i]) for m, i in zip(MODEL_IDS, self._model_index, strict=True)}, pairs
+        z = self._standardise(x)
+        proba = self._proba(x, z)[0].tolist()
+        _, pairs = self._contributions(z, proba)
+        return {m: proba[i] for m, i in zip(MODEL_IDS, self._model_index, strict=True)}, pairs
 
 
 # ============================================================================================

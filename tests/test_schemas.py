@@ -43,10 +43,7 @@ VALUES: list[Any] = [
 
 def _outcome(adapter: TypeAdapter[Any], value: Any, mode: str) -> tuple[str, Any]:
     try:
-        if mode == "json":
-            got = adapter.validate_json(value)
-        else:
-            got = adapter.validate_python(value)
+        got = adapter.validate_json(value) if mode == "json" else adapter.validate_python(value)
     except ValidationError as exc:
         return "error", [(e["type"], e["loc"], e["msg"]) for e in exc.errors()]
     return type(got).__name__, got

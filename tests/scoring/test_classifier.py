@@ -132,6 +132,48 @@ def test_profile_features_equal_case_features_for_the_same_inputs(cases):
     np.testing.assert_array_equal(engine_rows_to_features(encode(p))[0], x[0])
 
 
+def random_profiles(n: int, seed: int) -> list[CountryProfile]:
+    """Any stage or none; each input a level, a number (0 and 1 included) or unknown."""
+    rows = random_engine_rows(np.random.default_rng(seed), n)
+    rows[::7, 1:] = np.where(rows[::7, 1:] > 0.5, 1.0, 0.0)  # the ends of the scale
+    stages = list(clf.STAGES)
+    return [
+        CountryProfile(
+            None if np.isnan(r[0]) else stages[int(r[0])],
+            *(None if np.isnan(v) else float(v) for v in r[1:]),
+        )
+        for r in rows
+    ]
+
+
+def test_profile_features_equal_the_features_of_the_encoded_profile():
+    profiles = random_profiles(3000, seed=3)
+    expected = engine_rows_to_features(np.array([encode(p) for p in profiles]))
+    assert np.array_equal(np.array([profile_features(p) for p in profiles]), expected)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        None,  # the chosen model
+        EstimatorSpec("logistic_regression", {"C": 0.3, "max_iter": 5000}),
+        EstimatorSpec("decision_tree", {"max_depth": 3, "min_samples_leaf": 2, "random_state": 0}),
+    ],
+    ids=["chosen", "lr", "tree"],
+)
+def test_explain_equals_predict_proba_and_contributions_of_the_features(spec, model, cases):
+    x_cases, _ = cases_to_features(cases)
+    pipeline = model.pipeline if spec is None else fit_pipeline(spec, x_cases, cases["label"].to_numpy())
+    fast = FastPredictor(pipeline)
+    for p in random_profiles(400, seed=5):
+        # one row at a time, as explain does: a matrix product of many rows may round differently
+        features = engine_rows_to_features(encode(p))
+        row = fast.predict_proba(features)[0]
+        probs, pairs = fast.explain(p)
+        assert list(probs.values()) == [float(row[fast.classes.index(m)]) for m in clf.MODEL_IDS]
+        assert (max(probs, key=probs.__getitem__), pairs) == fast.contributions(features[0])
+
+
 def test_recorded_outcomes_join_training_but_not_the_stated_subset(cases):
     outcome = cases.iloc[[0]].assign(case_id="outcome_1", label_basis="outcome", kind="outcome")
     model = train_classifier(pd.concat([cases, outcome]), seed=SEED, n_repeats=FAST_REPEATS)
