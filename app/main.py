@@ -58,6 +58,7 @@ TAGS = [
     {"name": "operations", "description": "Health, readiness, metrics"},
 ]
 SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
+STATIC_DOCS = "/static-docs"  # Swagger UI's files, served by the service itself
 
 
 @asynccontextmanager
@@ -133,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _operations(app)
     _errors_documented_as_problems(app)
 
-    app.add_middleware(HeadAsGet)  # innermost: logs and metrics still see HEAD
+    app.add_middleware(HeadAsGet, native=(f"{STATIC_DOCS}/",))  # innermost: logs and metrics still see HEAD
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,
@@ -175,16 +176,16 @@ def _errors_documented_as_problems(app: FastAPI) -> None:
 
 def _operations(app: FastAPI) -> None:
     """Swagger UI served from the service itself, readiness and metrics."""
-    app.mount("/static-docs", StaticFiles(directory=SWAGGER_STATIC), name="static-docs")
+    app.mount(STATIC_DOCS, StaticFiles(directory=SWAGGER_STATIC), name="static-docs")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="ClusterMatch API",
-            swagger_js_url="/static-docs/swagger-ui-bundle.js",
-            swagger_css_url="/static-docs/swagger-ui.css",
-            swagger_favicon_url="/static-docs/favicon.png",
+            swagger_js_url=f"{STATIC_DOCS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{STATIC_DOCS}/swagger-ui.css",
+            swagger_favicon_url=f"{STATIC_DOCS}/favicon.png",
         )
 
     @app.get("/readyz", tags=["operations"], summary="Readiness: database and classifier")

@@ -144,13 +144,19 @@ def app_path(scope: Scope) -> str:
 class HeadAsGet:
     """Answer HEAD wherever GET is answered (except HEAD_REFUSED): the GET route runs, and its headers
     go out without the body (RFC 9110, 9.3.2). FastAPI routes answer GET only; monitors and `curl -I`
-    send HEAD."""
+    send HEAD. Paths under `native` (static files: Starlette answers HEAD there itself, from the
+    file's size, without reading it) get HEAD as it came."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, native: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.native = native
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD" or HEAD_REFUSED.match(app_path(scope)):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        path = app_path(scope)
+        if HEAD_REFUSED.match(path) or path.startswith(self.native):
             await self.app(scope, receive, send)
             return
 

@@ -187,6 +187,27 @@ def test_head_sends_no_body_even_where_the_server_would():
     assert scope["method"] == "HEAD" and scope["route"] == "the GET route"
 
 
+def test_head_on_a_static_file_gives_the_get_headers_and_reaches_the_files_as_head(client):
+    path = "/static-docs/swagger-ui-bundle.js"
+    get, head = client.get(path), client.head(path)
+    assert get.status_code == head.status_code == 200
+    assert head.headers["content-length"] == get.headers["content-length"] == str(len(get.content))
+    assert head.headers["etag"] == get.headers["etag"] and head.content == b""
+
+    seen: list[str] = []
+
+    async def files(scope, receive, send):
+        seen.append(scope["method"])
+
+    for p in ("/static-docs/swagger-ui.css", "/v1/countries"):
+        asyncio.run(
+            HeadAsGet(files, native=("/static-docs/",))(
+                {"type": "http", "method": "HEAD", "path": p}, None, None
+            )
+        )
+    assert seen == ["HEAD", "GET"]  # files answer HEAD without reading the file; routes get GET
+
+
 def test_head_is_refused_where_a_get_stores_an_assessment(client):
     before = assessments_count(client)
     response = client.head("/v1/countries/KAZ/match")
