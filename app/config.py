@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # PostgreSQL: a statement of the service that runs or waits on a lock longer is cancelled (503);
     # 0 turns it off.
     db_statement_timeout_seconds: float = Field(15.0, ge=0, allow_inf_nan=False)
+    # A match whose assessment is not taken up for committing within this many seconds (SQLite:
+    # another process holds the write lock) is answered 503, and nothing of it is stored.
+    db_write_wait_seconds: float = Field(30.0, gt=0, allow_inf_nan=False)
     batch_max_items: int = 1000
     # Share of the classifier probability in a hybrid score; the rest is the rule score.
     hybrid_classifier_weight: float = Field(0.5, ge=0.0, le=1.0)

@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # assessments go through the writer thread, which queues on a file lock across processes.
     # PostgreSQL takes concurrent commits as they come.
     app.state.write_lock = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
-    app.state.writer = AssessmentWriter(engine)
+    app.state.writer = AssessmentWriter(engine, wait_seconds=settings.db_write_wait_seconds)
     app.state.keyring = KeyRing(app.state.sessionmaker)
     app.state.rate_limiter = (
         TokenBucket(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select
 
 from app.cli import migrate
 from app.db import make_engine
@@ -22,6 +22,7 @@ from app.services import writer as writer_module
 from app.services.writer import AssessmentWriter, Checkpointer
 from models import Assessment
 from models.base import utcnow
+from tests.conftest import make_settings
 from tests.factories import match_body
 
 
@@ -444,3 +445,44 @@ def test_on_postgresql_a_commit_that_waits_does_not_hold_up_the_next(database_ur
     assert stored_ids(engine, [blocked_row["id"], free_row["id"]]) == {blocked_row["id"], free_row["id"]}
     writer.close()
     engine.dispose()
+
+
+def test_a_write_that_cannot_take_the_lock_in_time_is_503_and_never_stored(tmp_path):
+    """Another process holds the writers' lock and does not let go (frozen, stopped in a debugger):
+    the write answers 503 after its wait, its row is not written when the lock frees, and the writer
+    goes on writing. A second open of the lock file plays that process."""
+    _, engine = sqlite_service_engine(tmp_path)
+    writer = AssessmentWriter(engine, wait_seconds=0.5)
+    stuck, after = assessment_row(), assessment_row()
+    with writer_module.sqlite_lock_path(engine).open("a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable, match="nothing was stored") as refused:
+            asyncio.run(writer.write([stuck]))
+        assert 0.5 <= time.monotonic() - started < 5
+        assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "5"}
+        fcntl.flock(other, fcntl.LOCK_UN)
+    asyncio.run(asyncio.wait_for(writer.write([after]), 10))
+    assert stored_ids(engine, [stuck["id"], after["id"]]) == {after["id"]}
+    writer.close()
+    engine.dispose()
+
+
+def test_a_match_held_up_by_the_lock_is_503_problem_json_and_the_next_one_is_stored(tmp_path, model_dir):
+    path = tmp_path / "held.db"
+    migrate(f"sqlite:///{path}")
+    app = create_app(make_settings(f"sqlite:///{path}", model_dir, db_write_wait_seconds=0.5))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        with writer_module.sqlite_lock_path(app.state.engine).open("a") as other:
+            fcntl.flock(other, fcntl.LOCK_EX)
+            held = client.post("/v1/match", json=match_body())
+            fcntl.flock(other, fcntl.LOCK_UN)
+        assert held.status_code == 503
+        assert held.headers["content-type"] == "application/problem+json"
+        assert held.headers["retry-after"] == "5" and "nothing was stored" in held.json()["detail"]
+        ok = client.post("/v1/match", json=match_body())
+        assert ok.status_code == 201
+        assert client.get(f"/v1/assessments/{ok.json()['assessment_id']}").status_code == 200
+    with app.state.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Assessment)) == 1
+    app.state.engine.dispose()

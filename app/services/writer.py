@@ -8,7 +8,9 @@ SQLite, one turn of the single-writer lock instead of sixteen waits in its sleep
 On PostgreSQL a second thread commits what came in while the first waits for the server's log flush.
 
 On SQLite the writers of several processes (uvicorn workers) also queue on an exclusive `flock` of
-a file beside the database, which blocks and wakes in order instead of polling with back-off.
+a file beside the database, which blocks and wakes in order instead of polling with back-off. That
+wait has no end of its own, so a request waits at most WRITE_WAIT_SECONDS for its rows to be taken
+up; then it answers 503, and its rows are dropped, never written late.
 
 SQLite copies its write-ahead log back into the database file (a checkpoint, with two fsyncs) inside
 whichever commit takes the log past 1,000 pages, by default. Under load that is every ~400 matches,
@@ -68,12 +70,22 @@ UNLOCKED_PASSES = 4
 # Once the log holds this many frames (~32 MB), a last pass runs under the lock, so that it starts
 # over; until then it grows, and the passes without the lock keep the database file nearly current.
 RESTART_LOG_FRAMES = 8192
+# A request waits this long for its rows to be taken up for committing, then answers 503 and its rows
+# are dropped. SQLite's own busy timeout is as long; the writers' file lock has none, and a process
+# that stops while holding it (a frozen container, a debugger) would otherwise hold up every write.
+WRITE_WAIT_SECONDS = 30.0
 
 
 @dataclass
 class _Pending:
     rows: list[dict[str, Any]]
     done: Future[None] = field(default_factory=Future)
+    gave_up: bool = False  # not taken up within the writer's wait: cancelled, never written
+
+
+def _give_up(pending: _Pending) -> None:
+    if pending.done.cancel():  # False once a writer thread has taken the rows up
+        pending.gave_up = True
 
 
 def sqlite_lock_path(engine: Engine) -> Path | None:
@@ -87,8 +99,9 @@ def sqlite_lock_path(engine: Engine) -> Path | None:
 class AssessmentWriter:
     """Inserts assessment rows for the whole process; `write` returns once they are committed."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, wait_seconds: float = WRITE_WAIT_SECONDS) -> None:
         self._engine = engine
+        self._wait_seconds = wait_seconds
         self._lock_path = sqlite_lock_path(engine)
         self._checkpointer = Checkpointer(engine, self._exclusive) if self._lock_path else None
         self._unchecked_chars = 0  # of answers committed since the last checkpoint was asked for
@@ -103,7 +116,8 @@ class AssessmentWriter:
         )
 
     async def write(self, rows: list[dict[str, Any]]) -> None:
-        """Queue `rows` and wait, without blocking the event loop, until they are committed.
+        """Queue `rows` and wait, without blocking the event loop, until they are committed; 503,
+        with nothing stored, when no writer thread takes them up within the writer's wait.
 
         The writes made in one turn of the event loop are queued together when it ends, so the
         thread finds them all at once: queued one by one, the thread would wake at the first and
@@ -117,7 +131,20 @@ class AssessmentWriter:
             loop.call_soon(self._end_turn, loop)
         pending = _Pending(rows)
         turn.append(pending)
-        await asyncio.wrap_future(pending.done)
+        # A timer rather than asyncio.wait, which costs three times as much (~35 us here), on every match.
+        timer = loop.call_later(self._wait_seconds, _give_up, pending)
+        try:
+            await asyncio.wrap_future(pending.done)  # cancelled with the caller (client gone)
+        except asyncio.CancelledError:
+            if pending.gave_up:
+                raise ServiceUnavailable(
+                    f"the assessment could not be stored within {self._wait_seconds:g} s (the "
+                    "database's write lock is held); nothing was stored, retry shortly",
+                    headers={"Retry-After": "5"},
+                ) from None
+            raise
+        finally:
+            timer.cancel()
 
     def _end_turn(self, loop: asyncio.AbstractEventLoop) -> None:
         group = self._turns.pop(loop, [])
@@ -187,11 +214,13 @@ class AssessmentWriter:
                     break
                 batch.extend(group)
                 count += sum(len(pending.rows) for pending in group)
-            # A request cancelled while it waited (client gone, shutdown timeout) was never answered:
-            # its rows are dropped. The others can no longer be cancelled, so their results can be set.
-            batch = [pending for pending in batch if pending.done.set_running_or_notify_cancel()]
             try:
-                self._commit(batch)
+                with self._exclusive():
+                    # A request that stopped waiting (client gone, shutdown, WRITE_WAIT_SECONDS) before
+                    # the lock was ours was never answered: its rows are dropped. The others can no
+                    # longer be cancelled, so their results can be set.
+                    batch = [pending for pending in batch if pending.done.set_running_or_notify_cancel()]
+                    self._commit(batch)
             except Exception as exc:  # keep writing for everyone else; these requests fail
                 log.exception("assessment writer failed")
                 for pending in batch:
@@ -221,7 +250,7 @@ class AssessmentWriter:
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        with self._exclusive(), self._engine.connect() as connection:
+        with self._engine.connect() as connection:  # under the writers' lock (`_run`)
             connection.execute(insert(ASSESSMENTS), rows)
             connection.commit()
         if self._checkpointer is not None:
