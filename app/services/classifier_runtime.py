@@ -61,29 +61,49 @@ _refused: dict[str, tuple[float, str]] = {}  # version -> (when, why): not re-ha
 REFUSAL_TTL = 30.0  # seconds before a refused artefact is tried again (it may have been restored)
 
 
+def _refusal(version: str | None) -> str | None:
+    """Why `version` was refused, while that refusal holds."""
+    when, why = _refused.get(version, (-1e9, "")) if version else (-1e9, "")
+    return why if time.monotonic() - when < REFUSAL_TTL else None
+
+
+def _known(settings: Settings) -> tuple[bool, str | None]:
+    """(whether the active version read last is current and loaded or refused, that version)."""
+    checked_at, version = _pointers.get(settings.database_url, (-1e9, None))
+    fresh = time.monotonic() - checked_at < POINTER_TTL
+    return fresh and (version is None or version in _loaded or _refusal(version) is not None), version
+
+
 def in_memory(settings: Settings) -> bool:
     """Whether `active_classifier` would answer now without a query."""
-    checked_at, version = _pointers.get(settings.database_url, (-1e9, None))
-    return time.monotonic() - checked_at < POINTER_TTL and (version is None or version in _loaded)
+    return _known(settings)[0]
 
 
 def active_classifier(session: Session, *, settings: Settings) -> ActiveClassifier | None:
-    """The active classifier version, or None while none has been trained; ArtefactRefused if broken."""
-    checked_at, version = _pointers.get(settings.database_url, (-1e9, None))
-    if time.monotonic() - checked_at < POINTER_TTL and (version is None or version in _loaded):
-        return _loaded.get(version) if version else None
+    """The active classifier version, or None while none has been trained; ArtefactRefused if broken.
+
+    A refused artefact is remembered like a loaded one, so that while it stays active matches do not
+    query for it again on every request (each of them in a worker thread, off the event loop)."""
+    known, version = _known(settings)
+    if known:
+        if version is None or version in _loaded:
+            return _loaded[version] if version else None
+        why = _refusal(version)
+        if why is not None:
+            raise ArtefactRefused(why)
     with _lock:
         row = session.scalar(select(ModelVersion).where(ModelVersion.is_active))
-        if row is not None and row.version in _refused:
-            when, why = _refused[row.version]
-            if time.monotonic() - when < REFUSAL_TTL:
-                raise ArtefactRefused(why)
-        try:
-            loaded = load(row, settings=settings) if row is not None else None
-        except ArtefactRefused as exc:
-            _refused[row.version] = (time.monotonic(), exc.detail)  # type: ignore[union-attr]
-            raise
-        _pointers[settings.database_url] = (time.monotonic(), row.version if row else None)
+        version = row.version if row is not None else None
+        loaded, why = None, (None if version in _loaded else _refusal(version))
+        if row is not None and why is None:
+            try:
+                loaded = load(row, settings=settings)
+            except ArtefactRefused as exc:
+                _refused[row.version] = (time.monotonic(), exc.detail)
+                why = exc.detail
+        _pointers[settings.database_url] = (time.monotonic(), version)
+        if why is not None:
+            raise ArtefactRefused(why)
         return loaded
 
 

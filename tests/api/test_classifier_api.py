@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from app.services import classifier_runtime, registry
 from tests.factories import match_body
@@ -174,7 +175,8 @@ def test_concurrent_activations_leave_exactly_one_active_version(database_url):
         engine.dispose()
 
 
-def test_a_refused_artefact_falls_back_to_rules_for_matches(client, trained):
+def test_a_refused_artefact_falls_back_to_rules_for_matches(client, trained, monkeypatch):
+    monkeypatch.setattr(classifier_runtime, "POINTER_TTL", 60.0)  # no re-read during the test
     settings = client.app.state.settings
     with client.app.state.sessionmaker() as s:
         path = Path(settings.model_dir) / registry.get(s, version=trained["version"]).artefact_path
@@ -186,6 +188,19 @@ def test_a_refused_artefact_falls_back_to_rules_for_matches(client, trained):
         single = client.post("/v1/match", json={**match_body(), "method": "hybrid"})
         assert single.status_code == 201
         assert single.json()["method"] == "rules" and "verification" in single.json()["method_note"]
+        # The refusal is remembered with the active version: the next matches do not query for it.
+        queried: list[str] = []
+        listen = lambda conn, cursor, statement, *rest: queried.append(statement)  # noqa: E731
+        event.listen(client.app.state.engine, "before_cursor_execute", listen)
+        try:
+            again = [
+                client.post("/v1/match", json={**match_body(rd_level=level), "method": "hybrid"})
+                for level in ("low", "medium", "high")
+            ]
+        finally:
+            event.remove(client.app.state.engine, "before_cursor_execute", listen)
+        assert [r.json()["method"] for r in again] == ["rules"] * 3
+        assert not [q for q in queried if "model_versions" in q]
         batch = client.post(
             "/v1/match/batch", json={"items": [match_body(), {**match_body(), "method": "hybrid"}]}
         )
