@@ -11,10 +11,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidatorFunctionWrapHandler,
     WithJsonSchema,
     WrapValidator,
 )
+from pydantic_core import PydanticCustomError
 
 from scoring.profile import Level, Stage
 
@@ -26,17 +28,24 @@ def _reject_bool(value: Any) -> Any:
     return value
 
 
-def _number_on_scale(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+def _level_or_number(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     # The union below tries Level first, and a number fails it inside the enum's constructor, which
     # raises and catches a ValueError: 7 us a value, against 0.7 for the number alone. A number already
     # in [0, 1] is what Unit would return, as a float; anything else takes the union as it stands.
     if type(value) in (float, int) and 0.0 <= value <= 1.0:
         return float(value)
-    return handler(value)
+    try:
+        return handler(value)
+    except ValidationError:
+        # One error at the field itself: the union's own are one per member, each under a tag
+        # spelling out the member's validators (with memory addresses).
+        raise PydanticCustomError(
+            "level_or_number", "Input should be 'low', 'medium' or 'high', or a number from 0 to 1"
+        ) from None
 
 
 Unit = Annotated[float, BeforeValidator(_reject_bool), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-LevelOrUnit = Annotated[Level | Unit, WrapValidator(_number_on_scale)]
+LevelOrUnit = Annotated[Level | Unit, WrapValidator(_level_or_number)]
 Weight = Annotated[float, BeforeValidator(_reject_bool), Field(ge=0.0, le=1e6, allow_inf_nan=False)]
 ModelId = Literal["production", "hospital", "research", "composite"]
 # The criteria of scoring/criteria.py, spelled out so the schema lists the only keys a weight map takes.

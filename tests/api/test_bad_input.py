@@ -97,7 +97,21 @@ def test_bad_match_body_is_named_and_writes_nothing(client, name, body, status, 
     problem = response.json()
     assert problem["status"] == status and problem["title"] and problem["detail"]
     assert any(e["loc"][: len(loc)] == loc for e in problem["errors"]), problem
+    # locations are field names, indices and "[key]", never a union member's validators
+    assert not [part for e in problem["errors"] for part in e["loc"] if "(" in str(part)], problem
     assert assessments_count(client) == before
+
+
+def test_a_bad_level_or_number_is_one_error_at_the_field_saying_what_is_expected(client):
+    for bad in (1.5, "huge", True):
+        problem = client.post("/v1/match", json=match_body(healthcare_capacity=bad)).json()
+        assert problem["errors"] == [
+            {
+                "loc": ["body", "profile", "healthcare_capacity"],
+                "msg": "Input should be 'low', 'medium' or 'high', or a number from 0 to 1",
+                "type": "level_or_number",
+            }
+        ]
 
 
 def test_malformed_json_is_a_400_problem(client):
