@@ -111,6 +111,10 @@ def test_concurrent_matches_are_analysed_together_and_answer_as_alone(client, mo
         return analyse(profiles, context)
 
     monkeypatch.setattr(matching.ROUNDS, "_analyse", counting)
+    # The look-ups stay in memory for the whole test, however slow the machine (see below).
+    monkeypatch.setattr(reference, "VERSION_TTL", 600.0)
+    monkeypatch.setattr(weight_profiles, "LATEST_TTL", 600.0)
+    monkeypatch.setattr(classifier_runtime, "POINTER_TTL", 600.0)
     rng = random.Random(7)
     bodies = [{"profile": random_profile(rng), "method": method} for _ in range(12)]
     # Weighted on the manufacturing base alone: two can be scored, the one without it cannot, and
