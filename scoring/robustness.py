@@ -189,30 +189,40 @@ def _robustness(
         _, first, group = np.unique(codes, return_index=True, return_inverse=True)
         masks = active[first]
     for g, mask in enumerate(masks):
-        members = np.flatnonzero(group.ravel() == g)
         sampled = _sampled_weights(w, mask, samples, concentration, seed)  # (samples, criteria)
-        # Samples sum to 1 over the known inputs, so each weighted mean is a dot product.
-        sub = filled[members]  # (members, models, criteria)
-        sample_scores = (sub.reshape(-1, sub.shape[2]) @ sampled.T).reshape(
-            len(members), len(MODEL_IDS), samples
-        )
-        sample_scores *= factors[members, :, None]
-        # The first model with the highest score wins (first of equals, as rank_order). Walking the
-        # four models is much faster than argmax along a short, strided middle axis.
-        np.round(sample_scores, TIE_DECIMALS, out=sample_scores)  # ties as rank_order sees them
-        winners = np.zeros((len(members), samples), dtype=np.intp)
-        best = sample_scores[:, 0, :]
-        for m in range(1, len(MODEL_IDS)):
-            better = sample_scores[:, m, :] > best
-            winners[better] = m
-            best = np.where(better, sample_scores[:, m, :], best)
-        counts = np.bincount(
-            (winners + len(MODEL_IDS) * np.arange(len(members))[:, None]).ravel(),
-            minlength=len(members) * len(MODEL_IDS),
-        )
-        shares[members] = counts.reshape(len(members), len(MODEL_IDS)) / samples
-        robust[members] = shares[members, top[members]]
+        in_group = np.flatnonzero(group.ravel() == g)
+        # A block at a time: for a thousand profiles the score arrays are ~32 MB each, and in blocks
+        # they stay in the CPU's caches (about 1.5x faster at 1,000). Each row's figures are its own.
+        for start in range(0, len(in_group), _BLOCK):
+            members = in_group[start : start + _BLOCK]
+            shares[members] = _first_place_shares(filled[members], factors[members], sampled)
+            robust[members] = shares[members, top[members]]
     return robust, shares
+
+
+_BLOCK = 128  # profiles scored together in `_robustness`
+
+
+def _first_place_shares(filled: np.ndarray, factors: np.ndarray, sampled: np.ndarray) -> np.ndarray:
+    """(profiles, models): the share of the weight samples under which each model ranks first, for
+    profiles whose fits are `filled` (NaN as 0) and gate factors `factors`."""
+    n, samples = len(filled), len(sampled)
+    # Samples sum to 1 over the known inputs, so each weighted mean is a dot product.
+    sample_scores = (filled.reshape(-1, filled.shape[2]) @ sampled.T).reshape(n, len(MODEL_IDS), samples)
+    sample_scores *= factors[:, :, None]
+    # The first model with the highest score wins (first of equals, as rank_order). Walking the
+    # four models is much faster than argmax along a short, strided middle axis.
+    np.round(sample_scores, TIE_DECIMALS, out=sample_scores)  # ties as rank_order sees them
+    winners = np.zeros((n, samples), dtype=np.intp)
+    best = sample_scores[:, 0, :]
+    for m in range(1, len(MODEL_IDS)):
+        better = sample_scores[:, m, :] > best
+        winners[better] = m
+        best = np.where(better, sample_scores[:, m, :], best)
+    counts = np.bincount(
+        (winners + len(MODEL_IDS) * np.arange(n)[:, None]).ravel(), minlength=n * len(MODEL_IDS)
+    )
+    return counts.reshape(n, len(MODEL_IDS)) / samples
 
 
 def _leave_one_out(fits: np.ndarray, factors: np.ndarray, w: np.ndarray, rows: np.ndarray) -> np.ndarray:

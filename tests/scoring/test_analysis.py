@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from scoring import robustness as robustness_module
 from scoring.cluster_models import MODEL_IDS
 from scoring.criteria import CRITERIA, DEFAULT_WEIGHTS
 from scoring.engine import (
@@ -19,7 +20,7 @@ from scoring.engine import (
     weight_vector,
 )
 from scoring.profile import CountryProfile, Stage
-from scoring.robustness import analyse
+from scoring.robustness import Analysis, analyse
 from tests.factories import profile
 
 
@@ -35,6 +36,18 @@ def random_rows(n: int, seed: int = 3) -> np.ndarray:
 def test_many_at_once_equals_one_at_a_time():
     rows = random_rows(60)
     together = analyse(rows, DEFAULT_WEIGHTS, samples=300)
+    _each_as_alone(rows, together)
+
+
+def test_profiles_past_one_block_equal_one_at_a_time():
+    """Every input known: one group of weight samples, scored in blocks (`_BLOCK`) that split it."""
+    rows = random_rows(2 * robustness_module._BLOCK + 17, seed=8)
+    rows[np.isnan(rows)] = 0.25
+    together = analyse(rows, DEFAULT_WEIGHTS, samples=300)
+    _each_as_alone(rows, together)
+
+
+def _each_as_alone(rows: np.ndarray, together: Analysis) -> None:
     for i in range(len(rows)):
         alone = analyse(rows[i], DEFAULT_WEIGHTS, samples=300)
         assert together.evaluation(i) == alone.evaluation(0)
