@@ -150,19 +150,24 @@ class Analysis:
         return Counterfactual(runner_up, change)
 
 
-@lru_cache(maxsize=256)
-def _dirichlet(alpha: tuple[float, ...], samples: int, seed: int) -> np.ndarray:
-    """Weight samples on the simplex; a pure function of its arguments, so it is kept."""
-    drawn = np.random.default_rng(seed).dirichlet(alpha, size=samples)
-    drawn.setflags(write=False)
-    return drawn
-
-
 def _sampled_weights(
     w: np.ndarray, active: np.ndarray, samples: int, concentration: float, seed: int
 ) -> np.ndarray:
+    """Weight samples on the simplex of the `active` criteria, 0 elsewhere: (samples, criteria)."""
+    return _sampled(w.tobytes(), active.tobytes(), samples, concentration, seed)
+
+
+@lru_cache(maxsize=256)
+def _sampled(
+    w_bytes: bytes, active_bytes: bytes, samples: int, concentration: float, seed: int
+) -> np.ndarray:
+    """`_sampled_weights` of the arrays given as bytes (hashable): a pure function of its arguments,
+    so each is drawn once and kept, read-only."""
+    w, active = np.frombuffer(w_bytes), np.frombuffer(active_bytes, dtype=bool)
+    alpha = concentration * w[active] / w[active].sum()
     full = np.zeros((samples, len(CRITERIA)))
-    full[:, active] = _dirichlet(tuple(concentration * w[active] / w[active].sum()), samples, seed)
+    full[:, active] = np.random.default_rng(seed).dirichlet(alpha, size=samples)
+    full.setflags(write=False)
     return full
 
 
@@ -289,6 +294,8 @@ _PIECE_INTERCEPT = _PIECE_START_FIT - _PIECE_SLOPE * _PIECE_LO[None]
 _PIECE_SLOPE = np.transpose(_PIECE_SLOPE, (1, 2, 0))[None]
 _PIECE_INTERCEPT = np.transpose(_PIECE_INTERCEPT, (1, 2, 0))[None]
 _MODEL_INDEX = np.arange(len(MODEL_IDS))[None, None, None, :]
+_NUMERIC_INDEX = np.arange(len(_NUMERIC))[None, :, None]
+_WAY_INDEX = np.arange(2)[None, None, :]
 
 
 def _counterfactual(
@@ -304,7 +311,7 @@ def _counterfactual(
     # (with the numeric candidates of step 2, in one call).
     stages = np.arange(len(STAGES), dtype=float)
     stage_candidate = np.repeat(rows, len(stages), axis=0)
-    stage_candidate[:, 0] = np.tile(stages, n)
+    stage_candidate.reshape(n, len(stages), -1)[:, :, 0] = stages  # a view: row i's copies, each stage
 
     # 2. Each numeric input j, on each piece: score_m(x) = p_m + q_m * x, shape (n, numeric, pieces, models).
     wa = w * ~np.isnan(rows)  # weights of the known inputs
@@ -350,7 +357,8 @@ def _counterfactual(
     up[~(up > x)] = np.nan
     down = np.maximum(down, reach_down)
     down[~(down < x)] = np.nan
-    target = np.stack([up, down], axis=3)  # (n, numeric, pieces, up/down)
+    target = np.empty((*up.shape, 2))  # (n, numeric, pieces, up/down)
+    target[..., 0], target[..., 1] = up, down
 
     # The algebra proposes; the engine's own scoring (with its tie rule) decides. One call checks
     # every proposed point of every profile, and each rounded as it is usually reported (to the
@@ -358,7 +366,8 @@ def _counterfactual(
     i_idx, j_idx, k_idx, d_idx = np.nonzero(~np.isnan(target))
     proposed = target[i_idx, j_idx, k_idx, d_idx]
     current = x[i_idx, j_idx, 0]
-    tried = np.column_stack([proposed, _away(proposed, current, _SHOWN_DECIMALS[0])])  # (proposals, 2)
+    tried = np.empty((len(proposed), 2))  # (proposals, as solved / rounded)
+    tried[:, 0], tried[:, 1] = proposed, _away(proposed, current, _SHOWN_DECIMALS[0])
     candidate = np.repeat(rows[i_idx], 2, axis=0)
     candidate[np.arange(len(candidate)), np.repeat(_NUMERIC[j_idx], 2)] = tried.ravel()
     won_all = _wins(
@@ -378,9 +387,11 @@ def _counterfactual(
     moves[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] = np.abs(proposed[won] - current[won])
     proposal = np.full(target.shape, -1)
     proposal[i_idx, j_idx, k_idx, d_idx] = np.arange(len(proposed))
-    nearest = np.argmin(moves, axis=2)[:, :, None, :]  # the nearest confirmed piece, per input and way
-    best_moves = np.take_along_axis(moves, nearest, axis=2).reshape(n, -1)  # (n, numeric * 2)
-    best_proposal = np.take_along_axis(proposal, nearest, axis=2).reshape(n, -1)  # criterion order, up first
+    nearest = np.argmin(moves, axis=2)  # (n, numeric, up/down): the nearest confirmed piece
+    # Indexed directly (take_along_axis builds the same index arrays, at several times the cost).
+    at_nearest = (everyone[:, None, None], _NUMERIC_INDEX, nearest, _WAY_INDEX)
+    best_moves = moves[at_nearest].reshape(n, -1)  # (n, numeric * 2), criterion order, up first
+    best_proposal = proposal[at_nearest].reshape(n, -1)
 
     # Smallest move per profile; the first of equals is the earlier criterion, up before down.
     k = np.argmin(np.round(best_moves, 9), axis=1)
