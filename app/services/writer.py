@@ -31,6 +31,7 @@ load; with these rules it was 8.6-12 ms. Nothing is lost either way: the log is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import queue
@@ -79,13 +80,47 @@ WRITE_WAIT_SECONDS = 30.0
 @dataclass
 class _Pending:
     rows: list[dict[str, Any]]
+    # The rows' state, safe across threads: cancel() succeeds only before a writer thread takes them
+    # up; then the outcome of their commit. `submit` hands it out as is.
     done: Future[None] = field(default_factory=Future)
     gave_up: bool = False  # not taken up within the writer's wait: cancelled, never written
+    # `write`'s own future on its event loop, given `done`'s outcome there, together with the other
+    # rows of the same commit and loop (`_announce`).
+    waiter: asyncio.Future[None] | None = None
 
 
 def _give_up(pending: _Pending) -> None:
     if pending.done.cancel():  # False once a writer thread has taken the rows up
         pending.gave_up = True
+        if pending.waiter is not None:
+            pending.waiter.cancel()
+
+
+def _settle(group: list[_Pending]) -> None:
+    """On a waiter's loop: give each waiter its rows' outcome (one call for a commit's rows)."""
+    for pending in group:
+        waiter = pending.waiter
+        if waiter is None or waiter.done():  # its request gave up or went away meanwhile
+            continue
+        if pending.done.cancelled():
+            waiter.cancel()
+        elif (exc := pending.done.exception()) is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(None)
+
+
+def _announce(batch: list[_Pending]) -> None:
+    """From a writer thread: wake each event loop once for the finished rows it waits on. (A waiter
+    per request, woken one by one, cost a thread-safe call, and so a write to the loop's wake-up
+    pipe, for every match.)"""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Pending]] = {}
+    for pending in batch:
+        if pending.waiter is not None and pending.done.done():
+            by_loop.setdefault(pending.waiter.get_loop(), []).append(pending)
+    for loop, group in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits there any more
+            loop.call_soon_threadsafe(_settle, group)
 
 
 def sqlite_lock_path(engine: Engine) -> Path | None:
@@ -129,12 +164,13 @@ class AssessmentWriter:
         if turn is None:
             turn = self._turns[loop] = []
             loop.call_soon(self._end_turn, loop)
-        pending = _Pending(rows)
+        waiter: asyncio.Future[None] = loop.create_future()
+        pending = _Pending(rows, waiter=waiter)
         turn.append(pending)
         # A timer rather than asyncio.wait, which costs three times as much (~35 us here), on every match.
         timer = loop.call_later(self._wait_seconds, _give_up, pending)
         try:
-            await asyncio.wrap_future(pending.done)  # cancelled with the caller (client gone)
+            await waiter
         except asyncio.CancelledError:
             if pending.gave_up:
                 raise ServiceUnavailable(
@@ -142,6 +178,7 @@ class AssessmentWriter:
                     "database's write lock is held); nothing was stored, retry shortly",
                     headers={"Retry-After": "5"},
                 ) from None
+            pending.done.cancel()  # the caller went away: its rows are dropped unless already taken up
             raise
         finally:
             timer.cancel()
@@ -154,6 +191,7 @@ class AssessmentWriter:
             for pending in group:
                 if pending.done.set_running_or_notify_cancel():
                     pending.done.set_exception(exc)
+            _settle(group)  # on this loop already
 
     def submit(self, rows: list[dict[str, Any]]) -> Future[None]:
         """Queue `rows` at once (from any thread); the future is done when they are committed."""
@@ -226,6 +264,7 @@ class AssessmentWriter:
                 for pending in batch:
                     if not pending.done.done():
                         pending.done.set_exception(exc)
+            _announce(batch)
 
     def _commit(self, batch: list[_Pending]) -> None:
         if not batch:
