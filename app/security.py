@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Annotated
 
 import anyio.to_thread
-from fastapi import Depends, Request, Security
+from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.errors import Forbidden, ServiceError, Unauthorized
@@ -79,17 +78,25 @@ async def _checked(request: Request, presented: str | None, scope: str) -> Princ
     return _principal(request, presented, scope)
 
 
-async def require_read(
-    request: Request, key: Annotated[str | None, Security(api_key_header)] = None
-) -> Principal | None:
-    return await _checked(request, key, "read")
+class ScopedKey(APIKeyHeader):
+    """The `X-API-Key` check for one scope, as a single dependency: FastAPI documents it as the same
+    `APIKeyHeader` scheme as `api_key_header`, and resolves one dependency a request instead of two
+    (a scope check that depended on `api_key_header`)."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            name=api_key_header.model.name,
+            scheme_name=api_key_header.scheme_name,
+            description=api_key_header.model.description,
+            auto_error=False,
+        )
+        self.scope = scope
+
+    async def __call__(self, request: Request) -> Principal | None:  # type: ignore[override]
+        return await _checked(request, request.headers.get(self.model.name), self.scope)
 
 
-async def require_admin(
-    request: Request, key: Annotated[str | None, Security(api_key_header)] = None
-) -> Principal | None:
-    return await _checked(request, key, "admin")
-
-
-READ_SCOPE = [Depends(require_read)]
-ADMIN_SCOPE = [Depends(require_admin)]
+require_read = ScopedKey("read")
+require_admin = ScopedKey("admin")
+READ_SCOPE = [Security(require_read)]
+ADMIN_SCOPE = [Security(require_admin)]
