@@ -59,6 +59,7 @@ TAGS = [
 ]
 SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 STATIC_DOCS = "/static-docs"  # Swagger UI's files, served by the service itself
+GC_YOUNG_THRESHOLD = 5000  # allocations between young collections (Python's default: 700)
 
 
 @asynccontextmanager
@@ -78,6 +79,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # otherwise walk ~200,000 objects (~100 ms, a pause every request in flight would wait out).
     gc.collect()  # what is garbage now must not be frozen with the rest
     gc.freeze()
+    # Matches in flight hold a few thousand objects between them, so with the default threshold (700)
+    # a young collection ran every nine matches or so, walked what was still in flight (~110 us) and
+    # promoted it to be walked again. Measured in-process, 10,800 matches 8 at a time after warm-up:
+    # 1,246 young and 113 middle collections (146-163 ms in all, ~14 us a match) with the default;
+    # 2 young ones (2.5 ms) with this threshold. Nearly everything a match allocates is freed by
+    # reference counting, so collections stay rare rather than growing.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     yield
     app.state.writer.close()  # commits what is still queued
     app.state.engine.dispose()
