@@ -62,6 +62,33 @@ def test_rows_are_committed_when_write_returns(database_url):
     engine.dispose()
 
 
+def test_a_commit_wakes_its_event_loop_once(database_url):
+    """The writes of one loop turn go out as one group and are committed together; the writer thread
+    then wakes the loop once for all of them, not once per write."""
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    rows = [assessment_row() for _ in range(16)]
+
+    async def many_at_once() -> list[object]:
+        loop = asyncio.get_running_loop()
+        woken: list[object] = []
+        real = loop.call_soon_threadsafe
+
+        def counted(callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+            woken.append(callback)
+            return real(callback, *args, **kwargs)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        await asyncio.gather(*(writer.write([row]) for row in rows))
+        return woken
+
+    woken = asyncio.run(many_at_once())
+    assert stored_ids(engine, [r["id"] for r in rows]) == {r["id"] for r in rows}
+    assert woken == [writer_module._settle]
+    writer.close()
+    engine.dispose()
+
+
 def test_a_cancelled_write_is_dropped_and_the_writer_goes_on(database_url, monkeypatch):
     engine = make_engine(database_url)
     writer = AssessmentWriter(engine)
