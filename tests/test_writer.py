@@ -8,6 +8,8 @@ import fcntl
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -424,6 +426,41 @@ def test_a_turn_whose_rows_cannot_be_queued_fails_its_writes_instead_of_hanging(
 
     with pytest.raises(RuntimeError, match="new thread"):
         asyncio.run(one_turn())
+    engine.dispose()
+
+
+def test_a_lock_that_cannot_be_taken_fails_the_waiting_writes_and_the_writer_goes_on(
+    database_url, monkeypatch
+):
+    """The failure reaches every write of the batch, whether or not its rows were taken up yet, and
+    the thread writes the next batch."""
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    real_exclusive = writer._exclusive
+    failures = iter([OSError("lock file unavailable")])
+
+    @contextmanager
+    def failing_once() -> Iterator[None]:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        with real_exclusive():
+            yield
+
+    monkeypatch.setattr(writer, "_exclusive", failing_once)
+    failed = [assessment_row() for _ in range(3)]
+
+    async def one_turn() -> list[object]:
+        writes = (writer.write([row]) for row in failed)
+        return await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), 10)
+
+    outcomes = asyncio.run(one_turn())
+    assert [type(o) for o in outcomes] == [OSError] * 3
+    assert stored_ids(engine, [r["id"] for r in failed]) == set()
+    after = assessment_row()
+    asyncio.run(asyncio.wait_for(writer.write([after]), 10))
+    assert stored_ids(engine, [after["id"]]) == {after["id"]}
+    writer.close()
     engine.dispose()
 
 

@@ -96,6 +96,14 @@ def _give_up(pending: _Pending) -> None:
             pending.waiter.cancel()
 
 
+def _fail(done: Future[None], exc: BaseException) -> None:
+    """From a writer thread: fail rows that were not committed, taken up or not yet (the lock could
+    not be had). Rows whose request gave up or went away meanwhile stay cancelled: a pending future
+    is claimed first, atomically, as `_run` does."""
+    if not done.done() and (done.running() or done.set_running_or_notify_cancel()):
+        done.set_exception(exc)
+
+
 def _settle(group: list[_Pending]) -> None:
     """On a waiter's loop: give each waiter its rows' outcome (one call for a commit's rows)."""
     for pending in group:
@@ -262,9 +270,9 @@ class AssessmentWriter:
             except Exception as exc:  # keep writing for everyone else; these requests fail
                 log.exception("assessment writer failed")
                 for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(exc)
-            _announce(batch)
+                    _fail(pending.done, exc)
+            finally:
+                _announce(batch)
 
     def _commit(self, batch: list[_Pending]) -> None:
         if not batch:
