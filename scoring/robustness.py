@@ -311,7 +311,9 @@ def _counterfactual(
     # (with the numeric candidates of step 2, in one call).
     stages = np.arange(len(STAGES), dtype=float)
     stage_candidate = np.repeat(rows, len(stages), axis=0)
-    stage_candidate.reshape(n, len(stages), -1)[:, :, 0] = stages  # a view: row i's copies, each stage
+    stage_candidate.reshape(n, len(stages), rows.shape[1])[:, :, 0] = (
+        stages  # a view: row i's copies, each stage
+    )
 
     # 2. Each numeric input j, on each piece: score_m(x) = p_m + q_m * x, shape (n, numeric, pieces, models).
     wa = w * ~np.isnan(rows)  # weights of the known inputs
