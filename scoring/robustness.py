@@ -248,7 +248,9 @@ def _leave_one_out(fits: np.ndarray, factors: np.ndarray, w: np.ndarray, rows: n
 def _wins(rows: np.ndarray, w: np.ndarray, runner_up: np.ndarray) -> np.ndarray:
     """Whether `runner_up[i]` ranks first for each candidate row i."""
     new = scores(fit_matrix(rows), gate_factors(gate_matrix(rows)), w)
-    return rank_order(new)[:, 0] == runner_up
+    # rank_order's first column: the first of the highest rounded scores (argmax takes the first
+    # of equals, as the stable sort does), without sorting the rest.
+    return np.argmax(np.round(new, TIE_DECIMALS), axis=1) == runner_up
 
 
 # The exact counterfactual. Along one numeric input, with the others fixed, every model's score is
