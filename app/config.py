@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     hybrid_classifier_weight: float = Field(0.5, ge=0.0, le=1.0)
     robustness_samples: int = Field(1000, ge=1)
     robustness_concentration: float = Field(50.0, gt=0, allow_inf_nan=False)
+    # How long a round of single matches may wait for the matches it expects before it is analysed
+    # (app/services/rounds.py); 0: a round closes at the end of its event-loop turn.
+    match_round_wait_ms: float = Field(3.0, ge=0, le=100, allow_inf_nan=False)
 
     require_api_keys: bool = False
     rate_limit_per_minute: int = 600

@@ -241,3 +241,65 @@ def test_when_the_look_ups_expire_one_request_queries_and_the_others_wait_for_it
     assert [r.status_code for r in responses] == [201] * 8
     assert look_ups.count("thread") == 1, look_ups
     assert look_ups.count("event loop") == 7
+
+
+def test_a_round_expects_as_many_as_the_last_one_and_closes_when_they_have_joined():
+    """After a round of three, the next waits for three (not for its whole wait); one that sees
+    fewer closes after the wait with what it has, and the round after it expects that many."""
+    recorder = Recorder()
+    rounds = Rounds(recorder)
+    wait = 5.0  # long enough that a round closing by its timer would show in the timings below
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(rounds.analyse("k", "ctx", p, wait=wait) for p in (1, 2, 3)))
+        taken = []
+        start = loop.time()
+        first = rounds.analyse("k", "ctx", 4, wait=wait)  # expects three: waits for more
+        await asyncio.sleep(0.05)
+        assert not first.done()
+        rest = [rounds.analyse("k", "ctx", p, wait=wait) for p in (5, 6)]  # the third closes it
+        await asyncio.gather(first, *rest)
+        taken.append(loop.time() - start)
+        start = loop.time()
+        lone = rounds.analyse("k", "ctx", 7, wait=0.2)  # expects three, sees one: closes after 0.2 s
+        await lone
+        taken.append(loop.time() - start)
+        start = loop.time()
+        await rounds.analyse("k", "ctx", 8, wait=wait)  # the last round had one: no wait
+        taken.append(loop.time() - start)
+        return taken
+
+    together, lone, after = asyncio.run(main())
+    assert [profiles for profiles, _ in recorder.calls] == [[1, 2, 3], [4, 5, 6], [7], [8]]
+    assert together < 1.0  # closed by the third to join, not by the 5 s timer
+    assert 0.2 <= lone < 1.0
+    assert after < 0.1
+
+
+def test_a_round_expects_the_matches_in_flight_and_a_quiet_loop_never_waits():
+    recorder = Recorder()
+    rounds = Rounds(recorder)
+
+    async def in_flight(profile: int, delay: float, wait: float) -> tuple[list[int], int]:
+        with rounds.in_flight():
+            await asyncio.sleep(delay)
+            return await rounds.analyse("k", "ctx", profile, wait=wait)
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        taken = []
+        start = loop.time()
+        # Three in flight: the first to ask waits for the other two, which ask 0.05 and 0.1 s later.
+        await asyncio.gather(in_flight(1, 0.0, 5.0), in_flight(2, 0.05, 5.0), in_flight(3, 0.1, 5.0))
+        taken.append(loop.time() - start)
+        await in_flight(4, 0.0, 0.1)  # expects three (the last round), sees one: closes after 0.1 s
+        start = loop.time()
+        await in_flight(5, 0.0, 5.0)  # the last round had one, and only this one is in flight
+        taken.append(loop.time() - start)
+        return taken
+
+    together, alone = asyncio.run(asyncio.wait_for(main(), timeout=20))
+    assert [profiles for profiles, _ in recorder.calls] == [[1, 2, 3], [4], [5]]
+    assert 0.1 <= together < 1.0  # waited for the third, not for the 5 s timer
+    assert alone < 0.1

@@ -586,7 +586,9 @@ async def _analysed(
         settings.robustness_samples,
         settings.robustness_concentration,
     )
-    analysis, index = await ROUNDS.analyse(round_key, (weights, settings), resolved.profile)
+    analysis, index = await ROUNDS.analyse(
+        round_key, (weights, settings), resolved.profile, wait=settings.match_round_wait_ms / 1000
+    )
     return _scored(request, resolved, lookup, settings, analysis, index)
 
 
@@ -607,7 +609,14 @@ async def match(
         lookup, found = _look_up(sessions, request, settings)
     else:
         lookup, found = await _look_up_off_loop(sessions, request, settings)
-    scored = found if isinstance(found, Scored) else await _analysed(request, found, lookup, settings)
+    if isinstance(found, Scored):
+        return await _store(writer, request, found)
+    # In flight until answered: a scoring round waits for the matches it expects (app/services/rounds.py).
+    with ROUNDS.in_flight():
+        return await _store(writer, request, await _analysed(request, found, lookup, settings))
+
+
+async def _store(writer: AssessmentWriter, request: MatchRequest, scored: Scored) -> bytes:
     row, body = scored.row(request)
     await writer.write([row])
     MATCHES.labels(row["recommended_model"], row["method"]).inc()
