@@ -303,3 +303,48 @@ def test_a_round_expects_the_matches_in_flight_and_a_quiet_loop_never_waits():
     assert [profiles for profiles, _ in recorder.calls] == [[1, 2, 3], [4], [5]]
     assert 0.1 <= together < 1.0  # waited for the third, not for the 5 s timer
     assert alone < 0.1
+
+
+def test_a_match_waiting_for_its_commit_is_not_waited_for(client, monkeypatch):
+    """A match that has been analysed and waits for its commit can join no round, so a match that
+    comes meanwhile opens a round expecting itself alone and is answered without the round's wait."""
+    monkeypatch.setattr(client.app.state.settings, "match_round_wait_ms", 100.0)
+    writer = client.app.state.writer
+    write = writer.write
+    committing, release = asyncio.Event(), asyncio.Event()
+
+    async def held_first_write(rows):  # type: ignore[no-untyped-def]
+        if not committing.is_set():
+            committing.set()
+            await release.wait()
+        return await write(rows)
+
+    monkeypatch.setattr(writer, "write", held_first_write)
+    expected: list[int] = []
+    analyse = matching.ROUNDS.analyse
+
+    def recording(key, context, profile, *, wait=0.0):  # type: ignore[no-untyped-def]
+        waiting = analyse(key, context, profile, wait=wait)
+        expected.append(matching.ROUNDS._state(asyncio.get_running_loop()).open.expected)  # type: ignore[union-attr]
+        return waiting
+
+    monkeypatch.setattr(matching.ROUNDS, "analyse", recording)
+    rng = random.Random(5)
+    first, second = ({"profile": random_profile(rng), "method": "rules"} for _ in range(2))
+
+    async def main() -> tuple[int, int, float]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            held = asyncio.create_task(c.post("/v1/match", json=first))
+            await asyncio.wait_for(committing.wait(), 10)  # the first is analysed, its commit held
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            answered = await c.post("/v1/match", json=second)
+            taken = loop.time() - start
+            release.set()
+            return (await held).status_code, answered.status_code, taken
+
+    held_status, status, taken = asyncio.run(main())
+    assert (held_status, status) == (201, 201)
+    assert expected == [1, 1]  # the second's round did not expect the match waiting for its commit
+    assert taken < 0.1  # so it did not wait the round's 100 ms

@@ -605,15 +605,15 @@ async def match(
     blocks the loop, one request at a time (`_look_up_off_loop`). (A cache can expire between the check and the use; that costs one short query
     on the loop, at most once per cache and TTL.)
     """
-    if _in_memory(sessions, request, settings):
-        lookup, found = _look_up(sessions, request, settings)
-    else:
-        lookup, found = await _look_up_off_loop(sessions, request, settings)
-    if isinstance(found, Scored):
-        return await _store(writer, request, found)
-    # In flight until answered: a scoring round waits for the matches it expects (app/services/rounds.py).
+    # In flight from its look-ups until its analysis: a scoring round waits for the matches on their
+    # way to it (app/services/rounds.py), never for ones already analysed and waiting for their commit.
     with ROUNDS.in_flight():
-        return await _store(writer, request, await _analysed(request, found, lookup, settings))
+        if _in_memory(sessions, request, settings):
+            lookup, found = _look_up(sessions, request, settings)
+        else:
+            lookup, found = await _look_up_off_loop(sessions, request, settings)
+        scored = found if isinstance(found, Scored) else await _analysed(request, found, lookup, settings)
+    return await _store(writer, request, scored)
 
 
 async def _store(writer: AssessmentWriter, request: MatchRequest, scored: Scored) -> bytes:
