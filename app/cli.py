@@ -9,6 +9,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.exc import OperationalError
 
 from app.config import PROJECT_ROOT, get_settings
@@ -147,8 +149,29 @@ def serve(host: str, port: int, workers: int) -> None:
     )
 
 
+def _settings_problem(exc: ValidationError | SettingsError) -> str:
+    """One line per bad setting, named as its environment variable."""
+    if isinstance(exc, SettingsError):  # a value that is not JSON where JSON is expected
+        return f"{exc}; a list setting is written as JSON, e.g. CORS_ORIGINS='[\"https://portal.example\"]'"
+    return "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
+    return port
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except (ValidationError, SettingsError) as exc:
+        print(f"error: invalid setting: {_settings_problem(exc)}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="upgrade the database to head")
@@ -162,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("prepare", help="migrate, load data, train the first classifier if needed")
     srv = sub.add_parser("serve", help="run the HTTP server")
     srv.add_argument("--host", default=settings.host)
-    srv.add_argument("--port", type=int, default=settings.port)
+    srv.add_argument("--port", type=_port, default=settings.port)
     srv.add_argument("--workers", type=int, default=1)
     keys = sub.add_parser("keys", help="API keys: create (shown once), revoke, list")
     keys.add_argument("action", choices=["create", "revoke", "list"])
@@ -194,8 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             activate = {"yes": True, "no": False, "auto": None}[args.activate]
             classifier_command(args.action, args.out, activate)
     except OperationalError as exc:
+        # SQLite creates a missing file on connecting, so an unmigrated database shows as a missing table.
+        hint = " (run `python -m app.cli migrate`)" if "no such table" in str(exc.orig) else ""
         print(
-            f"error: cannot reach the database ({settings.database_url.split('@')[-1]}): {exc.orig}",
+            f"error: cannot reach the database ({settings.database_url.split('@')[-1]}): {exc.orig}{hint}",
             file=sys.stderr,
         )
         return 2
