@@ -17,7 +17,10 @@ its loop had, or as are in flight on it now (`in_flight`), whichever is more, an
 that many have joined, or when `wait` has passed with fewer. With one match in flight and a last
 round of one, it expects one and closes at the end of its turn as before: a request on a quiet
 service is never kept waiting. When fewer come than expected, the round closes after `wait` with
-what it has, and the next round expects that many.
+what it has, and the next round expects that many. (The matching service counts a match as in
+flight until it is answered, its commit included, though a match waiting for its commit can join
+no round: under load it is about to send the next request. So a match that comes alone while another
+is committing waits out `wait`; see `app.services.matching.match`.)
 
 An analysis of many rows gives each row exactly what it gives that row alone
 (tests/scoring/test_analysis.py), so how requests were grouped never shows in an answer.
