@@ -11,7 +11,7 @@ from alembic import command
 from alembic.config import Config
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.config import PROJECT_ROOT, get_settings
 from app.db import get_sessionmaker
@@ -150,7 +150,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 def _settings_problem(exc: ValidationError | SettingsError) -> str:
-    """One line per bad setting, named as its environment variable."""
+    """The bad settings in one line, each named as its environment variable."""
     if isinstance(exc, SettingsError):  # a value that is not JSON where JSON is expected
         return f"{exc}; a list setting is written as JSON, e.g. CORS_ORIGINS='[\"https://portal.example\"]'"
     return "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
@@ -221,6 +221,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = " (run `python -m app.cli migrate`)" if "no such table" in str(exc.orig) else ""
         print(
             f"error: cannot reach the database ({settings.database_url.split('@')[-1]}): {exc.orig}{hint}",
+            file=sys.stderr,
+        )
+        return 2
+    except ProgrammingError as exc:
+        if "UndefinedTable" not in type(exc.orig).__name__:
+            raise
+        # PostgreSQL: the database is there but not migrated.
+        print(
+            f"error: the database ({settings.database_url.split('@')[-1]}) is not migrated: "
+            f"{str(exc.orig).splitlines()[0]}"
+            " (run `python -m app.cli migrate`)",
             file=sys.stderr,
         )
         return 2

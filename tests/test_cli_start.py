@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from app.config import PROJECT_ROOT
+from tests.conftest import PG_HOST, create_pg_database, drop_pg_database
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -54,4 +55,16 @@ def test_an_unmigrated_sqlite_database_says_to_migrate(tmp_path):
     result = run_cli("keys", "list", env={"DATABASE_URL": f"sqlite:///{tmp_path}/new.db"})
     assert result.returncode == 2
     assert "no such table" in result.stderr and "run `python -m app.cli migrate`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unmigrated_postgresql_database_says_to_migrate():
+    name, url = create_pg_database()
+    try:
+        result = run_cli("keys", "list", env={"DATABASE_URL": url})
+    finally:
+        drop_pg_database(name)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: the database ({PG_HOST}:5432/{name}) is not migrated: ")
+    assert "run `python -m app.cli migrate`" in result.stderr and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
