@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -150,13 +151,25 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(exc)
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return problem(400, "Malformed JSON", "the request body is not valid JSON", errors=errors)
+        if errors and errors[0].get("type") == "json_invalid":  # the framework's one error for bad syntax
+            # The parser's own words ("Expecting value", "Unterminated string ...") say what is wrong.
+            detail = "the request body is not valid JSON"
+            if reason := exc.errors()[0].get("ctx", {}).get("error"):
+                errors[0]["msg"] = f"{errors[0]['msg']}: {reason}"
+                detail = f"{detail}: {reason} at position {errors[0]['loc'][-1]}"
+            return problem(400, "Malformed JSON", detail, errors=errors)
         fields = ", ".join(".".join(e["loc"]) for e in errors[:5])
         return problem(422, "Invalid request", f"invalid fields: {fields}", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and (unreadable := _unreadable_body(exc.__cause__)) is not None:
+            return problem(
+                400,
+                "Malformed JSON",
+                f"the request body is not valid JSON: {unreadable['msg']}",
+                errors=[unreadable],
+            )
         titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:
@@ -192,6 +205,25 @@ def install_handlers(app: FastAPI) -> None:
         # The framework's error middleware calls this, outside the request-id middleware, and logs
         # the traceback itself afterwards.
         return _server_error(request, exc, logged=True)
+
+
+def _unreadable_body(cause: BaseException | None) -> dict[str, Any] | None:
+    """The error entry for a JSON body the parser gave up on other than by a syntax error (the
+    framework answers those with a bare "There was an error parsing the body"); None for any other
+    cause."""
+    if isinstance(cause, UnicodeDecodeError):
+        byte = cause.object[cause.start : cause.start + 1].hex()
+        return {
+            "loc": ["body", str(cause.start)],
+            "msg": f"not UTF-8 text (byte 0x{byte})",
+            "type": "json_invalid",
+        }
+    if isinstance(cause, RecursionError):
+        return {"loc": ["body"], "msg": "arrays or objects nested too deeply", "type": "json_invalid"}
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        limit = sys.get_int_max_str_digits()
+        return {"loc": ["body"], "msg": f"a number with more than {limit} digits", "type": "json_invalid"}
+    return None
 
 
 def _server_error(request: Request, exc: Exception, *, logged: bool = False) -> JSONResponse:

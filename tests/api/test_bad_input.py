@@ -124,6 +124,65 @@ def test_malformed_json_is_a_400_problem(client):
     assert assessments_count(client) == before
 
 
+def test_malformed_json_says_what_the_parser_found_and_where(client):
+    problem = client.post(
+        "/v1/match", content=b'{"profile": {', headers={"content-type": "application/json"}
+    ).json()
+    assert (
+        problem["detail"]
+        == "the request body is not valid JSON: Expecting property name enclosed in double quotes at position 13"
+    )
+    assert problem["errors"] == [
+        {
+            "loc": ["body", "13"],
+            "msg": "JSON decode error: Expecting property name enclosed in double quotes",
+            "type": "json_invalid",
+        }
+    ]
+
+
+UNREADABLE_BODIES = [
+    (
+        "a number too long to read",
+        b'{"profile": {"rd_intensity_pct": ' + b"9" * 5000 + b"}}",
+        ["body"],
+        "a number with more than 4300 digits",
+    ),
+    (
+        "bytes that are not UTF-8",
+        b'{"profile": {"innovation_stage": "\xff"}}',
+        ["body", "34"],
+        "not UTF-8 text (byte 0xff)",
+    ),
+    (
+        "nesting too deep",
+        b'{"profile": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        ["body"],
+        "arrays or objects nested too deeply",
+    ),
+]
+
+
+@pytest.mark.parametrize("path", ["/v1/match", "/v1/match/batch"])
+@pytest.mark.parametrize(
+    ("body", "loc", "msg"), [c[1:] for c in UNREADABLE_BODIES], ids=[c[0] for c in UNREADABLE_BODIES]
+)
+def test_a_body_the_json_parser_gives_up_on_is_a_400_saying_why(client, path, body, loc, msg):
+    """Not a syntax error, so the framework's own answer said only "There was an error parsing the body"."""
+    before = assessments_count(client)
+    if path.endswith("batch"):
+        body = b'{"items": [' + body + b"]}"
+        loc = loc if len(loc) == 1 else ["body", str(int(loc[1]) + len(b'{"items": ['))]
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["title"] == "Malformed JSON"
+    assert problem["detail"] == f"the request body is not valid JSON: {msg}"
+    assert problem["errors"] == [{"loc": loc, "msg": msg, "type": "json_invalid"}]
+    assert assessments_count(client) == before
+
+
 def test_body_over_one_mebibyte_is_413(client):
     before = assessments_count(client)
     payload = b'{"profile": {"innovation_stage": "chaser"}, "pad": "' + b"x" * (1024 * 1024) + b'"}'
