@@ -12,7 +12,6 @@ from typing import Any
 
 import fastapi_offline
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -25,7 +24,7 @@ from app.config import Settings, get_settings
 from app.db import make_engine
 from app.dependencies import track_writes
 from app.errors import PROBLEM_JSON, ServiceError, ServiceUnavailable, install_handlers
-from app.middleware import BodyLimit, HeadAsGet
+from app.middleware import BodyLimit, HeadAsGet, ProblemCORS
 from app.observability import RequestContext, configure_logging
 from app.routers import classifier, compare, countries, match, meta, reports, weights
 from app.security import READ_SCOPE, TokenBucket
@@ -151,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            ProblemCORS,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["content-type", "x-api-key", "x-request-id"],

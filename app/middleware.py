@@ -1,4 +1,5 @@
-"""ASGI middleware: request body limit, read timeout and media type; HEAD on GET routes."""
+"""ASGI middleware: request body limit, read timeout and media type; HEAD on GET routes; CORS whose
+refusals are problem+json."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import asyncio
 import json
 import re
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -172,3 +176,50 @@ class HeadAsGet:
         finally:
             if "route" in as_get:  # the matched route, for the access log and the metrics outside
                 scope["route"] = as_get["route"]
+
+
+# The preflight request header each of Starlette's refusals is about.
+_PREFLIGHT_FIELDS = {
+    "origin": "Origin",
+    "method": "Access-Control-Request-Method",
+    "headers": "Access-Control-Request-Headers",
+    "private-network": "Access-Control-Request-Private-Network",
+}
+
+
+class ProblemCORS(CORSMiddleware):
+    """Starlette's CORS middleware, except that a refused preflight request is answered as every
+    other bad request is, problem+json naming the refused header and what is allowed, instead of
+    400 text/plain "Disallowed CORS origin"."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ").split(", ")
+        allowed = {
+            "origin": "an origin on the service's allow-list (not named here)",
+            "method": f"one of {sorted(self.allow_methods)}",
+            "headers": f"only the headers {sorted(self.allow_headers)}",
+            "private-network": "no private-network access (it is not allowed)",
+        }
+        errors = [
+            {
+                "loc": ["header", _PREFLIGHT_FIELDS.get(r, r)],
+                "msg": f"expected {allowed.get(r, 'an allowed value')}",
+            }
+            for r in refused
+        ]
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-type", "content-length")}
+        return JSONResponse(
+            {
+                "type": "about:blank",
+                "title": "CORS request refused",
+                "status": 400,
+                "detail": "refused: " + ", ".join(e["loc"][1] for e in errors),
+                "errors": errors,
+            },
+            status_code=400,
+            media_type="application/problem+json",
+            headers=headers,
+        )
