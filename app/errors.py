@@ -66,8 +66,18 @@ class InvalidInput(ServiceError):
 
 
 class Unauthorized(ServiceError):
+    """No valid API key. Names the X-API-Key header, and says how to authenticate in
+    WWW-Authenticate, which every 401 carries (RFC 9110, section 11.6.1)."""
+
     status = 401
     title = "Unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            detail,
+            errors=[{"loc": ["header", "X-API-Key"], "msg": detail}],
+            headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
+        )
 
 
 class Forbidden(ServiceError):

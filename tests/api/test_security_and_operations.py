@@ -44,13 +44,20 @@ def test_missing_key_is_401(keyed):
     c, *_ = keyed
     response = c.post("/v1/match", json=match_body())
     assert response.status_code == 401 and response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == 'ApiKey header="X-API-Key"'
+    assert response.json()["errors"] == [{"loc": ["header", "X-API-Key"], "msg": "missing X-API-Key header"}]
 
 
 @pytest.mark.parametrize("which", ["unknown", "revoked"])
 def test_unknown_or_revoked_key_is_401(keyed, which):
     c, read_key, _, revoked = keyed
     key = revoked if which == "revoked" else read_key[:-4] + "abcd"
-    assert c.get("/v1/cluster-models", headers={"X-API-Key": key}).status_code == 401
+    response = c.get("/v1/cluster-models", headers={"X-API-Key": key})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'ApiKey header="X-API-Key"'
+    assert response.json()["errors"] == [
+        {"loc": ["header", "X-API-Key"], "msg": "invalid or revoked API key"}
+    ]
 
 
 def test_read_key_matches_but_cannot_train(keyed):
