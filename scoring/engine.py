@@ -334,6 +334,8 @@ def _strongest(fits: np.ndarray, w_norm: np.ndarray, contribution: np.ndarray) -
     order = np.argsort(-np.where(counted, contribution, -np.inf), axis=2, kind="stable")[:, :, :STRONGEST]
     n = len(order)
     kept = counted[np.arange(n)[:, None, None], _MODEL_ROWS, order]  # take_along_axis, at less cost
+    if kept.all():  # the usual case: the lists as they are, without a Python filter over each
+        return order.tolist()
     return [
         [
             [j for j, keep in zip(row, keeps, strict=True) if keep]
@@ -365,6 +367,7 @@ def explain(
     total = w_used.sum(axis=1)
     w_norm = w_used / total[:, None]
     contribution = np.where(np.isnan(fits), 0.0, fits * w_norm[:, None, :])
+    shown = rounded(np.stack([fits, contribution]), SHOWN_DECIMALS)  # elementwise: one call for both
     return Explained(
         assessed=assessed.tolist(),
         weights=w_norm.tolist(),
@@ -374,9 +377,9 @@ def explain(
         factors=factors.tolist(),
         scores=score_rows.tolist(),
         order=order.tolist(),
-        fits_shown=rounded(fits, SHOWN_DECIMALS).tolist(),
-        contributions_shown=rounded(contribution, SHOWN_DECIMALS).tolist(),
+        fits_shown=shown[0].tolist(),
+        contributions_shown=shown[1].tolist(),
         strongest=_strongest(fits, w_norm, contribution),
         confidence=(total / w.sum()).tolist(),
-        raw_weights={c: float(w[j]) for j, c in enumerate(CRITERIA)},
+        raw_weights=dict(zip(CRITERIA, w.tolist(), strict=True)),
     )

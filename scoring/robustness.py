@@ -29,6 +29,7 @@ from scoring.engine import (
     PENALTY_BY_FAILURES,
     SLOPE_HIGH,
     SLOPE_LOW,
+    STAGE_TABLE,
     TIE,
     TIE_DECIMALS,
     Evaluation,
@@ -191,11 +192,14 @@ def _robustness(
         masks, group = active, np.zeros(1, dtype=int)
     else:  # each mask as one integer: a 1-D unique is much cheaper than a row-wise one
         codes = active.astype(np.int64) @ (1 << np.arange(active.shape[1], dtype=np.int64))
-        _, first, group = np.unique(codes, return_index=True, return_inverse=True)
-        masks = active[first]
+        if (codes == codes[0]).all():  # the usual case, one mask: what np.unique says, for less
+            masks, group = active[:1], np.zeros(n, dtype=int)
+        else:
+            _, first, group = np.unique(codes, return_index=True, return_inverse=True)
+            masks = active[first]
     for g, mask in enumerate(masks):
         sampled = _sampled_weights(w, mask, samples, concentration, seed)  # (samples, criteria)
-        in_group = np.flatnonzero(group.ravel() == g)
+        in_group = np.arange(n) if len(masks) == 1 else (group.ravel() == g).nonzero()[0]
         # A block at a time: for a thousand profiles the score arrays are ~32 MB each, and in blocks
         # they stay in the CPU's caches (about 1.5x faster at 1,000). Each row's figures are its own.
         for start in range(0, len(in_group), _BLOCK):
@@ -222,8 +226,12 @@ def _first_place_shares(filled: np.ndarray, factors: np.ndarray, sampled: np.nda
     best = sample_scores[:, 0, :]
     for m in range(1, len(MODEL_IDS)):
         better = sample_scores[:, m, :] > best
-        winners[better] = m
-        best = np.where(better, sample_scores[:, m, :], best)
+        np.putmask(winners, better, m)  # winners[better] = m, for less
+        # Where better, model m's score; elsewhere the best or a score equal to it (no NaN here: the
+        # fits are filled and the weights lie on the simplex): half the cost of np.where. The first
+        # is a new array, then written in place (in place on a view of sample_scores, numpy would
+        # check the two for overlap and copy).
+        best = np.maximum(best, sample_scores[:, m, :], out=best if m > 1 else None)
     counts = np.bincount(
         (winners + len(MODEL_IDS) * np.arange(n)[:, None]).ravel(), minlength=n * len(MODEL_IDS)
     )
@@ -231,17 +239,18 @@ def _first_place_shares(filled: np.ndarray, factors: np.ndarray, sampled: np.nda
 
 
 def _leave_one_out(fits: np.ndarray, factors: np.ndarray, w: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    assessed = ~np.isnan(rows)
-    wa = w * assessed  # (n, criteria)
+    wa = w * ~np.isnan(rows)  # (n, criteria)
     weighted = np.where(np.isnan(fits), 0.0, fits) * wa[:, None, :]  # (n, models, criteria)
     total = wa.sum(axis=1)  # (n,)
     # Dropping criterion j removes its term from the numerator and its weight from the total.
-    numerator = weighted.sum(axis=2)[:, None, :] - np.transpose(weighted, (0, 2, 1))  # (n, criteria, models)
+    numerator = weighted.sum(axis=2)[:, None, :] - weighted.transpose(0, 2, 1)  # (n, criteria, models)
     remaining = total[:, None] - wa  # (n, criteria)
     with np.errstate(invalid="ignore", divide="ignore"):
         dropped = numerator / remaining[:, :, None] * factors[:, None, :]
-    top = np.argmax(np.where(np.isnan(dropped), -1.0, np.round(dropped, TIE_DECIMALS)), axis=2)
-    applicable = (wa > 0) & ((wa > 0).sum(axis=1, keepdims=True) >= 2)
+    # (Array methods: numpy's functions of the same name only dispatch to them, at about 1 us a call.)
+    top = np.where(np.isnan(dropped), -1.0, dropped.round(TIE_DECIMALS)).argmax(axis=2)
+    weighted_in = wa > 0
+    applicable = weighted_in & (weighted_in.sum(axis=1, keepdims=True) >= 2)
     return np.where(applicable, top, -1)
 
 
@@ -268,20 +277,34 @@ _BREAKS = [
 _PIECES = max(len(b) for b in _BREAKS) - 1
 _PIECE_LO = np.array([b[:-1] + [1.0] * (_PIECES + 1 - len(b)) for b in _BREAKS])  # (numeric, pieces)
 _PIECE_HI = np.array([b[1:] + [1.0] * (_PIECES + 1 - len(b)) for b in _BREAKS])  # empty pieces: [1, 1)
-# Each piece is [lo, hi): a gate passes at its threshold (x >= minimum), so the threshold opens a piece.
-# Gate outcome on each piece for gates on that input, NaN for gates on other inputs (kept as they are).
-_PIECE_GATES = np.array(
+
+# The gates as `gate_matrix` and `gate_factors` apply them, split by the input each reads: a move of
+# one input decides only that input's gates anew, and a profile's failures on the others are counted
+# once. A stage gate passes by its `stages`, any other by x >= `minimum`.
+assert all((g.stages is None) != (g.minimum is None) for g in GATES)
+assert all(g.criterion == CRITERIA[0] for g in GATES if g.stages is not None)
+_GATE_COLUMN = np.array([CRITERIA.index(g.criterion) for g in GATES])
+# _FAILS_OFF[g, c * models + m]: 1 where gate g counts against model m and reads another input than c.
+_OTHER_INPUT = _GATE_COLUMN[:, None] != np.arange(len(CRITERIA))  # (gates, criteria)
+_FAILS_OFF = (GATE_MODEL.T[:, None, :] * _OTHER_INPUT[:, :, None]).astype(np.intp).reshape(len(GATES), -1)
+# _MINIMUM[c, m]: the threshold of model m's numeric gate on input c, below which it fails; -inf for none.
+_MINIMUM = np.full((len(CRITERIA), len(MODEL_IDS)), -np.inf)
+for _gate in GATES:
+    if _gate.minimum is not None:
+        _at = CRITERIA.index(_gate.criterion), MODEL_IDS.index(_gate.model)
+        assert _MINIMUM[_at] == -np.inf, "one numeric gate per input and model"
+        _MINIMUM[_at] = _gate.minimum
+# _STAGE_FAILS[s, m]: model m's stage gates that stage s fails.
+_STAGE_FAILS = np.array(
     [
-        [
-            [
-                float(lo >= g.minimum) if g.criterion == CRITERIA[j] and g.minimum is not None else np.nan
-                for g in GATES
-            ]
-            for lo in _PIECE_LO[k]
-        ]
-        for k, j in enumerate(_NUMERIC)
+        [sum(g.model == m and g.stages is not None and s not in g.stages for g in GATES) for m in MODEL_IDS]
+        for s in STAGES
     ]
-)  # (numeric, pieces, gates)
+)
+_STAGE_VALUES = np.arange(len(STAGES), dtype=float)  # the stage column's values, STAGES in order
+# Each piece is [lo, hi): a gate passes at its threshold (x >= minimum), so the threshold opens a piece.
+# Failures of the input's own gates on each piece, (models, 1, numeric, pieces).
+_PIECE_FAILS = (_PIECE_LO[None] < _MINIMUM[1:].T[:, :, None]).astype(np.intp)[:, None]
 # Fit on a piece as a + b * x: the curve's slope on that side of 0.5 and its value at the piece's start.
 _PIECE_SLOPE = np.where(
     _PIECE_HI[None] <= 0.5, SLOPE_LOW[..., None], SLOPE_HIGH[..., None]
@@ -292,10 +315,13 @@ _PIECE_START_FIT = (
     + SLOPE_HIGH[..., None] * np.maximum(_PIECE_LO[None] - 0.5, 0.0)
 )
 _PIECE_INTERCEPT = _PIECE_START_FIT - _PIECE_SLOPE * _PIECE_LO[None]
-# As (1, numeric, pieces, models), the layout the solver works in.
-_PIECE_SLOPE = np.transpose(_PIECE_SLOPE, (1, 2, 0))[None]
-_PIECE_INTERCEPT = np.transpose(_PIECE_INTERCEPT, (1, 2, 0))[None]
-_MODEL_INDEX = np.arange(len(MODEL_IDS))[None, None, None, :]
+# As (models, 1, numeric, pieces), the layout the solver works in: models first, so that a maximum
+# over the models is a few whole-array operations rather than a reduction along a short last axis.
+_PIECE_SLOPE = _PIECE_SLOPE[:, None]
+_PIECE_INTERCEPT = _PIECE_INTERCEPT[:, None]
+# A numeric input's fit curve, as `fit_matrix` evaluates it: (numeric, [value at 0, slope below 0.5,
+# slope above], models).
+_CURVE_PARTS = np.stack([CURVES[0].T, SLOPE_LOW.T, SLOPE_HIGH.T], axis=1)
 _NUMERIC_INDEX = np.arange(len(_NUMERIC))[None, :, None]
 _WAY_INDEX = np.arange(2)[None, None, :]
 
@@ -306,47 +332,39 @@ def _counterfactual(
     """(column, value, value as reported) of each profile's smallest winning change for its runner-up;
     column -1 (value NaN) where there is none, 0 for a stage change (value: the stage index)."""
     n = len(rows)
-    best_column = np.full(n, -1)
-    best_value = np.full(n, np.nan)
-
-    # 1. The next stage up or down (size 1.0: any numeric move within one level is smaller), scored directly
-    # (with the numeric candidates of step 2, in one call).
-    stages = np.arange(len(STAGES), dtype=float)
-    stage_candidate = np.repeat(rows, len(stages), axis=0)
-    stage_candidate.reshape(n, len(stages), rows.shape[1])[:, :, 0] = (
-        stages  # a view: row i's copies, each stage
-    )
-
-    # 2. Each numeric input j, on each piece: score_m(x) = p_m + q_m * x, shape (n, numeric, pieces, models).
+    everyone = np.arange(n)
     wa = w * ~np.isnan(rows)  # weights of the known inputs
-    total = wa.sum(axis=1)[:, None, None, None]
-    filled = np.where(np.isnan(fits), 0.0, fits)
-    weighted = (filled * wa[:, None, :]).sum(axis=2)  # (n, models)
-    others = weighted[:, :, None] - filled[:, :, _NUMERIC] * wa[:, None, _NUMERIC]  # (n, models, numeric)
-    piece_gates = np.where(np.isnan(_PIECE_GATES), gates[:, None, None, :], _PIECE_GATES)
-    failed = (piece_gates == 0).astype(float) @ GATE_MODEL.T  # (n, numeric, pieces, models)
-    factor = PENALTY_BY_FAILURES[failed.astype(int)]
-    w_j = w[_NUMERIC][None, :, None, None]
-    others = np.transpose(others, (0, 2, 1))[:, :, None, :]  # (n, numeric, 1, models)
-    p = factor * (others + w_j * _PIECE_INTERCEPT) / total
-    q = factor * (w_j * _PIECE_SLOPE) / total
+    total = wa.sum(axis=1)
+    # Each input's weighted fit, (n, models, criteria): the terms `scores` adds up, in its layout.
+    terms = np.where(np.isnan(fits), 0.0, fits) * wa[:, None, :]
+    weighted = terms.sum(axis=2)  # (n, models)
+    # Per profile, criterion and model, the failed gates that read another input: (n, criteria, models)
+    # (NaN, not assessed, counts as not failed, as in `gate_factors`).
+    failed_off = ((gates == 0) @ _FAILS_OFF).reshape(n, len(CRITERIA), len(MODEL_IDS))
+
+    # Each numeric input j, on each piece: score_m(x) = p_m + q_m * x, shape (models, n, numeric, pieces).
+    factor = PENALTY_BY_FAILURES.take(failed_off[:, 1:, :].transpose(2, 0, 1)[..., None] + _PIECE_FAILS)
+    others = (weighted[:, :, None] - terms[:, :, 1:]).transpose(1, 0, 2)[..., None]  # (models, n, numeric, 1)
+    w_j = w[1:, None]
+    scale = total[:, None, None]
+    p = factor * (others + w_j * _PIECE_INTERCEPT) / scale
+    q = factor * (w_j * _PIECE_SLOPE) / scale
 
     # The runner-up r can be first at x only where (p_r - p_m) + (q_r - q_m) x >= 0 for every other
-    # model m; exact ties (which go to the fixed model order) are settled by the check below.
-    everyone = np.arange(n)
-    dp = p[everyone, :, :, runner_up][..., None] - p
-    dq = q[everyone, :, :, runner_up][..., None] - q
-    r = runner_up[:, None, None, None]
-    others_mask = r != _MODEL_INDEX
+    # model m (r's own differences are exactly 0 and bound nothing); exact ties (which go to the fixed
+    # model order) are settled by the check below.
+    dp = p[runner_up, everyone] - p
+    dq = q[runner_up, everyone] - q
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = -dp / dq
-    lower = np.where(others_mask & (dq > 0), bound, -np.inf).max(axis=3)  # (n, numeric, pieces)
-    upper = np.where(others_mask & (dq < 0), bound, np.inf).min(axis=3)
-    never = (others_mask & (dq == 0) & (dp < -TIE)).any(axis=3)  # a model ahead by a constant margin
+    lower = np.where(dq > 0, bound, -np.inf).max(axis=0)  # (n, numeric, pieces)
+    upper = np.where(dq < 0, bound, np.inf).min(axis=0)
+    never = ((dq == 0) & (dp < -TIE)).any(axis=0)  # a model ahead by a constant margin
 
-    x = rows[:, _NUMERIC][:, :, None]  # (n, numeric, 1); NaN where unknown
-    lo = np.maximum(lower, _PIECE_LO[None])
-    hi = np.minimum(upper, _PIECE_HI[None])
+    x = rows[:, 1:, None]  # (n, numeric, 1); NaN where unknown
+    lo = np.maximum(lower, _PIECE_LO)
+    lo[never] = np.inf  # an empty interval: no point of the piece wins
+    hi = np.minimum(upper, _PIECE_HI)
     # On each piece the nearest point of [lo, hi] within one level: just inside the interval, or
     # the point itself when that is all there is (a threshold reached by exactly one level). An
     # interval that closes by less than TIE is a rounding artefact of such a point and is kept.
@@ -354,58 +372,77 @@ def _counterfactual(
     up_lo, up_hi = np.maximum(lo, x), np.minimum(hi, reach_up)
     down_lo, down_hi = np.maximum(lo, reach_down), np.minimum(hi, x)
     up_gap, down_gap = np.maximum(up_hi - up_lo, 0.0), np.maximum(down_hi - down_lo, 0.0)
-    up = np.where(~never & (up_hi >= up_lo - TIE), up_lo + np.minimum(_NUDGE, up_gap / 2), np.nan)
-    down = np.where(~never & (down_hi >= down_lo - TIE), down_hi - np.minimum(_NUDGE, down_gap / 2), np.nan)
-    # Within one level, and a move in its own direction (NaN compares false: dropped).
-    up = np.minimum(up, reach_up)
-    up[~(up > x)] = np.nan
-    down = np.maximum(down, reach_down)
-    down[~(down < x)] = np.nan
+    up = np.minimum(up_lo + np.minimum(_NUDGE, up_gap / 2), reach_up)  # within one level
+    down = np.maximum(down_hi - np.minimum(_NUDGE, down_gap / 2), reach_down)
     target = np.empty((*up.shape, 2))  # (n, numeric, pieces, up/down)
-    target[..., 0], target[..., 1] = up, down
+    # Kept where the interval is there and the move goes its own way (NaN compares false: dropped).
+    target[..., 0] = np.where((up_hi >= up_lo - TIE) & (up > x), up, np.nan)
+    target[..., 1] = np.where((down_hi >= down_lo - TIE) & (down < x), down, np.nan)
 
-    # The algebra proposes; the engine's own scoring (with its tie rule) decides. One call checks
-    # every proposed point of every profile, and each rounded as it is usually reported (to the
-    # first of _SHOWN_DECIMALS; see `_reported`).
-    i_idx, j_idx, k_idx, d_idx = np.nonzero(~np.isnan(target))
-    proposed = target[i_idx, j_idx, k_idx, d_idx]
-    current = x[i_idx, j_idx, 0]
-    tried = np.empty((len(proposed), 2))  # (proposals, as solved / rounded)
-    tried[:, 0], tried[:, 1] = proposed, _away(proposed, current, _SHOWN_DECIMALS[0])
-    candidate = np.repeat(rows[i_idx], 2, axis=0)
-    candidate[np.arange(len(candidate)), np.repeat(_NUMERIC[j_idx], 2)] = tried.ravel()
-    won_all = _wins(
-        np.concatenate([stage_candidate, candidate]),
-        w,
-        np.concatenate([np.repeat(runner_up, len(stages)), np.repeat(runner_up[i_idx], 2)]),
+    # The algebra proposes; the engine's own scoring (with its tie rule) decides. One pass checks
+    # every stage of every profile (the next stage up or down, size 1.0: any numeric move within one
+    # level is smaller) and every proposed point, as solved and as rounded as it is usually reported
+    # (to the first of _SHOWN_DECIMALS; see `_reported`). A candidate differs from its profile in one
+    # input, so it is scored from the profile's terms with that one replaced and only that input's
+    # gates decided anew: the same numbers, added in the same order, as `_wins` (the engine's `scores`
+    # of the candidate row), for a fraction of the operations.
+    valid = ~np.isnan(target)
+    i_idx, j_idx, _, _ = valid.nonzero()
+    proposed = target[valid]
+    current = rows[i_idx, j_idx + 1]
+    shown = _away(proposed, current, _SHOWN_DECIMALS[0])
+    n_stage = n * len(STAGES)
+    # Candidates: each profile at each stage, then the proposals as solved, then as shown.
+    at = np.concatenate([everyone.repeat(len(STAGES)), i_idx, i_idx])  # each candidate's profile
+    column = np.concatenate([j_idx, j_idx]) + 1  # the numeric candidates' input and value
+    value = np.concatenate([proposed, shown])
+    candidate = terms.take(at, axis=0)  # (candidates, models, criteria)
+    # The moved input's term: a stage's fit from the table, a number's from its curve (as `fit_matrix`).
+    candidate[:n_stage].reshape(n, len(STAGES), *terms.shape[1:])[..., 0] = STAGE_TABLE.T * w[0]
+    curve = _CURVE_PARTS.take(column - 1, axis=0)  # (numeric candidates, 3, models)
+    fit = (
+        curve[:, 0]
+        + curve[:, 1] * np.minimum(value, 0.5)[:, None]
+        + curve[:, 2] * np.maximum(value - 0.5, 0.0)[:, None]
     )
-    won_stage = won_all[: len(stage_candidate)].reshape(n, len(stages))
+    candidate[np.arange(n_stage, len(at)), :, column] = fit * w[column, None]
+    failures = np.concatenate(
+        [
+            (failed_off[:, None, 0, :] + _STAGE_FAILS).reshape(n_stage, -1),
+            failed_off[at[n_stage:], column] + (value[:, None] < _MINIMUM.take(column, axis=0)),
+        ]
+    )
+    score = candidate.sum(axis=2) / total.take(at)[:, None] * PENALTY_BY_FAILURES.take(failures)
+    # rank_order's first column (see `_wins`). (Array methods: numpy's functions of the same name
+    # only dispatch to them, at about 1 us a call.)
+    won = score.round(TIE_DECIMALS).argmax(axis=1) == runner_up.take(at)
+
     # One step only, as for the numbers (STAGES is in order): developing <-> chaser <-> leader. A
-    # chaser with both neighbours winning is shown the first in STAGES order.
-    won_stage &= ~np.isnan(rows[:, :1]) & (np.abs(rows[:, :1] - stages[None, :]) == 1)
+    # chaser with both neighbours winning is shown the first in STAGES order. (NaN: no step.)
+    won_stage = won[:n_stage].reshape(n, len(STAGES)) & (np.abs(rows[:, :1] - _STAGE_VALUES) == 1)
     has = won_stage.any(axis=1)
-    best_column[has], best_value[has] = 0, np.argmax(won_stage, axis=1)[has]
-    won_tried = won_all[len(stage_candidate) :].reshape(tried.shape)
-    won = won_tried[:, 0]
+    best_column = np.where(has, 0, -1)
+    best_value = np.where(has, won_stage.argmax(axis=1), np.nan)
+    won_solved, won_shown = won[n_stage:].reshape(2, -1)
     moves = np.full(target.shape, np.inf)
-    moves[i_idx[won], j_idx[won], k_idx[won], d_idx[won]] = np.abs(proposed[won] - current[won])
+    moves[valid] = np.where(won_solved, np.abs(proposed - current), np.inf)
     proposal = np.full(target.shape, -1)
-    proposal[i_idx, j_idx, k_idx, d_idx] = np.arange(len(proposed))
-    nearest = np.argmin(moves, axis=2)  # (n, numeric, up/down): the nearest confirmed piece
+    proposal[valid] = np.arange(len(proposed))
+    nearest = moves.argmin(axis=2)  # (n, numeric, up/down): the nearest confirmed piece
     # Indexed directly (take_along_axis builds the same index arrays, at several times the cost).
     at_nearest = (everyone[:, None, None], _NUMERIC_INDEX, nearest, _WAY_INDEX)
     best_moves = moves[at_nearest].reshape(n, -1)  # (n, numeric * 2), criterion order, up first
     best_proposal = proposal[at_nearest].reshape(n, -1)
 
     # Smallest move per profile; the first of equals is the earlier criterion, up before down.
-    k = np.argmin(np.round(best_moves, 9), axis=1)
-    found = np.flatnonzero(np.isfinite(best_moves[np.arange(n), k]))
+    k = best_moves.round(9).argmin(axis=1)
+    found = np.isfinite(best_moves[everyone, k]).nonzero()[0]
     chosen = best_proposal[found, k[found]]
     best_column[found] = _NUMERIC[k[found] // 2]
     best_value[found] = proposed[chosen]
     best_shown = best_value.copy()
-    rounded_wins = won_tried[chosen, 1]
-    best_shown[found[rounded_wins]] = tried[chosen[rounded_wins], 1]
+    rounded_wins = won_shown[chosen]
+    best_shown[found[rounded_wins]] = shown[chosen[rounded_wins]]
     finer = found[~rounded_wins]  # rare: a winning window narrower than the rounding
     if len(finer):
         best_shown[finer] = _reported(
@@ -420,8 +457,10 @@ _SHOWN_DECIMALS = (4, 6, 9)  # a counterfactual value is reported to the fewest 
 def _away(value: np.ndarray, current: np.ndarray, decimals: int) -> np.ndarray:
     """`value` rounded to `decimals` away from `current` (so the change does not shrink), within [0, 1]."""
     scale = 10.0**decimals
-    away = np.where(value > current, np.ceil(value * scale), np.floor(value * scale))
-    return np.clip(away / scale, 0.0, 1.0)
+    scaled = value * scale
+    away = np.where(value > current, np.ceil(scaled), np.floor(scaled))
+    away /= scale
+    return away.clip(0.0, 1.0)
 
 
 def _reported(
