@@ -298,7 +298,7 @@ def compute(
     """
     profile = resolved.profile
     if analysis is None:
-        analysis = _analyse([profile], weights, settings)
+        analysis, index = _analyse([profile], weights, settings), 0
     explained = analysis.explained
     rules_recommended = MODEL_IDS[explained.order[index][0]]
     robust = analysis.robustness_of(index)

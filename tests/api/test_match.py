@@ -97,6 +97,25 @@ def test_batch_keeps_order_and_isolates_a_bad_item(client):
     assert count_assessments(client) == before + 2
 
 
+def test_a_batch_item_that_cannot_be_scored_first_leaves_the_others_scored(client):
+    """Gibraltar's reference data has no value for any weighted criterion, so the items that share
+    its weights are scored one by one; each must still get its own answer (the second used to be
+    read from row 1 of a one-row analysis: a 500 for the whole batch)."""
+    before = count_assessments(client)
+    items = [{"country": "GIB", "method": "rules"}, {"country": "KAZ", "method": "rules"}, match_body()]
+    response = client.post("/v1/match/batch", json={"items": items})
+    assert response.status_code == 200
+    gib, kaz, given = response.json()["results"]
+    assert gib["status"] == 422 and gib["index"] == 0
+    assert "lacks an input value" in gib["detail"]
+    for item, body in ((kaz, items[1]), (given, items[2])):
+        single = client.post("/v1/match", json=body).json()
+        for key in ("assessment_id", "created_at"):
+            single.pop(key), item.pop(key)
+        assert item == single
+    assert count_assessments(client) == before + 2 + 2  # the two batch items and the two singles
+
+
 def test_batch_over_the_cap_is_refused_naming_the_cap(client):
     cap = client.app.state.settings.batch_max_items
     response = client.post("/v1/match/batch", json={"items": [match_body()] * (cap + 1)})
