@@ -166,7 +166,7 @@ def install_handlers(app: FastAPI) -> None:
             detail = "the request body is not valid JSON"
             if reason := exc.errors()[0].get("ctx", {}).get("error"):
                 errors[0]["msg"] = f"{errors[0]['msg']}: {reason}"
-                detail = f"{detail}: {reason} at position {errors[0]['loc'][-1]}"
+                detail = f"{detail}: {reason} at character {errors[0]['loc'][-1]}"
             return problem(400, "Malformed JSON", detail, errors=errors)
         fields = ", ".join(".".join(e["loc"]) for e in errors[:5])
         return problem(422, "Invalid request", f"invalid fields: {fields}", errors=errors)
@@ -222,10 +222,13 @@ def _unreadable_body(cause: BaseException | None) -> dict[str, Any] | None:
     framework answers those with a bare "There was an error parsing the body"); None for any other
     cause."""
     if isinstance(cause, UnicodeDecodeError):
+        # The parser reads UTF-8 unless the first bytes say UTF-16 or UTF-32 (NUL bytes). Its position
+        # is in bytes, counted after a UTF-8 byte-order mark if there is one.
         byte = cause.object[cause.start : cause.start + 1].hex()
+        read_as = "" if cause.encoding.startswith("utf-8") else f", read as {cause.encoding.upper()}"
         return {
             "loc": ["body", str(cause.start)],
-            "msg": f"not UTF-8 text (byte 0x{byte})",
+            "msg": f"not UTF-8 text (byte 0x{byte} at byte {cause.start}: {cause.reason}{read_as})",
             "type": "json_invalid",
         }
     if isinstance(cause, RecursionError):

@@ -196,27 +196,29 @@ class ProblemCORS(CORSMiddleware):
         response = super().preflight_response(request_headers)
         if response.status_code != 400:
             return response
-        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ").split(", ")
+        # Starlette decides and says what it refused ("Disallowed CORS origin, method"); anything
+        # else it might say is passed on whole.
+        text = bytes(response.body).decode()
+        prefix = "Disallowed CORS "
+        refused = text.removeprefix(prefix).split(", ") if text.startswith(prefix) else []
         allowed = {
             "origin": "an origin on the service's allow-list (not named here)",
-            "method": f"one of {sorted(self.allow_methods)}",
-            "headers": f"only the headers {sorted(self.allow_headers)}",
+            "method": f"one of {', '.join(sorted(self.allow_methods))}",
+            "headers": f"only the headers {', '.join(sorted(set(self.allow_headers)))}",
             "private-network": "no private-network access (it is not allowed)",
         }
         errors = [
-            {
-                "loc": ["header", _PREFLIGHT_FIELDS.get(r, r)],
-                "msg": f"expected {allowed.get(r, 'an allowed value')}",
-            }
+            {"loc": ["header", _PREFLIGHT_FIELDS[r]], "msg": f"expected {allowed[r]}"}
             for r in refused
-        ]
+            if r in _PREFLIGHT_FIELDS
+        ] or [{"loc": ["header"], "msg": text}]
         headers = {k: v for k, v in response.headers.items() if k not in ("content-type", "content-length")}
         return JSONResponse(
             {
                 "type": "about:blank",
                 "title": "CORS request refused",
                 "status": 400,
-                "detail": "refused: " + ", ".join(e["loc"][1] for e in errors),
+                "detail": "refused: " + ", ".join(e["loc"][-1] for e in errors),
                 "errors": errors,
             },
             status_code=400,

@@ -281,8 +281,12 @@ _PIECE_HI = np.array([b[1:] + [1.0] * (_PIECES + 1 - len(b)) for b in _BREAKS]) 
 # The gates as `gate_matrix` and `gate_factors` apply them, split by the input each reads: a move of
 # one input decides only that input's gates anew, and a profile's failures on the others are counted
 # once. A stage gate passes by its `stages`, any other by x >= `minimum`.
-assert all((g.stages is None) != (g.minimum is None) for g in GATES)
-assert all(g.criterion == CRITERIA[0] for g in GATES if g.stages is not None)
+# (Checked at import, and not with assert, which `python -O` drops: a gate of another kind needs
+# the counterfactual's scoring of candidates changed with it.)
+if not all((g.stages is None) != (g.minimum is None) for g in GATES):
+    raise ImportError("every gate needs exactly one of `stages` and `minimum`")
+if not all(g.criterion == CRITERIA[0] for g in GATES if g.stages is not None):
+    raise ImportError("stage gates must read the stage input")
 _GATE_COLUMN = np.array([CRITERIA.index(g.criterion) for g in GATES])
 # _FAILS_OFF[g, c * models + m]: 1 where gate g counts against model m and reads another input than c.
 _OTHER_INPUT = _GATE_COLUMN[:, None] != np.arange(len(CRITERIA))  # (gates, criteria)
@@ -292,7 +296,8 @@ _MINIMUM = np.full((len(CRITERIA), len(MODEL_IDS)), -np.inf)
 for _gate in GATES:
     if _gate.minimum is not None:
         _at = CRITERIA.index(_gate.criterion), MODEL_IDS.index(_gate.model)
-        assert _MINIMUM[_at] == -np.inf, "one numeric gate per input and model"
+        if _MINIMUM[_at] != -np.inf:
+            raise ImportError("one numeric gate per input and model")
         _MINIMUM[_at] = _gate.minimum
 # _STAGE_FAILS[s, m]: model m's stage gates that stage s fails.
 _STAGE_FAILS = np.array(
@@ -394,10 +399,12 @@ def _counterfactual(
     n_stage = n * len(STAGES)
     # Candidates: each profile at each stage, then the proposals as solved, then as shown.
     at = np.concatenate([everyone.repeat(len(STAGES)), i_idx, i_idx])  # each candidate's profile
-    column = np.concatenate([j_idx, j_idx]) + 1  # the numeric candidates' input and value
-    value = np.concatenate([proposed, shown])
+    column = np.concatenate([j_idx, j_idx]) + 1  # the numeric candidates' input,
+    value = np.concatenate([proposed, shown])  # and its value
     candidate = terms.take(at, axis=0)  # (candidates, models, criteria)
     # The moved input's term: a stage's fit from the table, a number's from its curve (as `fit_matrix`).
+    # A profile without a stage gets stage candidates too, scored without a real total (its stage
+    # weight is not in `total`); they are dropped below, as no stage is one step from an unknown one.
     candidate[:n_stage].reshape(n, len(STAGES), *terms.shape[1:])[..., 0] = STAGE_TABLE.T * w[0]
     curve = _CURVE_PARTS.take(column - 1, axis=0)  # (numeric candidates, 3, models)
     fit = (

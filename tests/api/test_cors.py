@@ -67,13 +67,26 @@ def test_a_refused_preflight_is_a_400_problem_naming_each_refused_header(
     assert problem["detail"] == "refused: " + ", ".join(refused)
     assert PORTAL not in response.text  # the allow-list is not disclosed to whoever asks
     assert response.headers["x-content-type-options"] == "nosniff"  # security headers as on every answer
+    # The CORS headers Starlette set on its refusal stay (a browser reads them).
+    assert response.headers["vary"].startswith("Origin")
+    assert "POST" in response.headers["access-control-allow-methods"]
 
 
 def test_a_refused_method_says_which_are_allowed(cors_client):
     problem = preflight(cors_client, PORTAL, "DELETE").json()
     assert problem["errors"] == [
-        {"loc": ["header", "Access-Control-Request-Method"], "msg": "expected one of ['GET', 'POST']"}
+        {"loc": ["header", "Access-Control-Request-Method"], "msg": "expected one of GET, POST"}
     ]
+
+
+def test_refused_headers_are_named_with_the_headers_allowed(cors_client):
+    problem = preflight(cors_client, PORTAL, "POST", "content-type, x-secret").json()
+    (error,) = problem["errors"]
+    assert error["loc"] == ["header", "Access-Control-Request-Headers"]
+    assert error["msg"].startswith("expected only the headers ")
+    named = error["msg"].removeprefix("expected only the headers ").split(", ")
+    assert {"content-type", "x-api-key", "x-request-id"} <= set(named)
+    assert len(named) == len(set(named))
 
 
 def test_without_an_allow_list_no_cors_headers_are_sent(client):
