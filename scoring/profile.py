@@ -86,16 +86,18 @@ class CountryProfile:
     private_sector_strength: float | None = None
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            if f.name == "innovation_stage":
-                continue
-            value = getattr(self, f.name)
+        for name in _NUMERIC_FIELDS:
+            value = getattr(self, name)
             if value is not None and not (0.0 <= value <= 1.0 and math.isfinite(value)):
-                raise ValueError(f"{f.name} must be in [0, 1], got {value!r}")
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
 
     def value_of(self, criterion: str) -> Stage | float | None:
         """The input a criterion reads (criteria are named after profile fields)."""
         return getattr(self, "innovation_stage" if criterion == "stage" else criterion)
+
+
+# CountryProfile's number fields, named once (`dataclasses.fields` costs microseconds a call).
+_NUMERIC_FIELDS = tuple(f.name for f in fields(CountryProfile) if f.name != "innovation_stage")
 
 
 def as_scale(value: Level | float | None) -> float | None:

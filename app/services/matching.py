@@ -104,10 +104,12 @@ def resolve_profile(
     """
     country = None
     if request.country is not None:
-        table, country = reference.get_country(session, iso3=request.country)
+        table, country = reference.get_country(session, iso3=request.country)  # an unknown one: 404 first
         data_version: str | None = table.version
+        callers = {name: _caller_value(request.profile, name) for name in PROFILE_INPUTS}
     else:
-        missing = [n for n in CORE_INPUTS if _caller_value(request.profile, n)[0] is None]
+        callers = {name: _caller_value(request.profile, name) for name in PROFILE_INPUTS}
+        missing = [n for n in CORE_INPUTS if callers[n][0] is None]
         if missing:
             field = "rd_level" if missing[0] == "rd" else missing[0]
             raise InvalidInput(
@@ -121,7 +123,7 @@ def resolve_profile(
     values: dict[str, Any] = {}
     used: dict[str, dict[str, Any]] = {}
     for name, field in PROFILE_INPUTS.items():
-        given, scaled, note = _caller_value(request.profile, name)
+        given, scaled, note = callers[name]
         if given is not None:
             values[field] = Stage(given) if name == "innovation_stage" else scaled
             level = None if scaled is None else level_of(scaled).value
@@ -152,13 +154,22 @@ def resolve_profile(
     return ResolvedProfile(CountryProfile(**values), used, country, data_version)
 
 
-def _display(profile: CountryProfile, criterion: str) -> str | float | None:
-    value = profile.value_of(criterion)
-    if value is None:
-        return None
-    if isinstance(value, Stage):
-        return value.value
-    return round(float(value), 4)
+# The profile field each criterion reads, in criterion order (CountryProfile.value_of, unrolled).
+_CRITERION_FIELDS = tuple("innovation_stage" if c == "stage" else c for c in CRITERIA)
+
+
+def _displayed(profile: CountryProfile) -> list[str | float | None]:
+    """The profile's input for each criterion, in criterion order, as an answer shows it."""
+    shown: list[str | float | None] = []
+    for name in _CRITERION_FIELDS:
+        value = getattr(profile, name)
+        if value is None:
+            shown.append(None)
+        elif isinstance(value, Stage):
+            shown.append(value.value)
+        else:
+            shown.append(round(float(value), 4))
+    return shown
 
 
 # Criterion -> the request field a caller would change (R&D as intensity, % of GDP).
@@ -227,7 +238,7 @@ def _ranking(
     """The ranking of profile `index` of `explained` as the API shows it, best first."""
     out: list[dict[str, Any]] = []
     # The input shown and its weight are the same for every model.
-    shown = [_display(profile, c) for c in CRITERIA]
+    shown = _displayed(profile)
     weights = [round(w, 6) for w in explained.weights[index]]
     fits_shown, contributions_shown = explained.fits_shown[index], explained.contributions_shown[index]
     scores, strongest = explained.scores[index], explained.strongest[index]
