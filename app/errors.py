@@ -56,13 +56,25 @@ class Conflict(ServiceError):
 
 
 class InvalidInput(ServiceError):
-    """Input that parses but cannot be used (e.g. all weights zero); names the field."""
+    """Input that parses but cannot be used (e.g. all weights zero); names the field.
+
+    `field` is a dotted path ("profile.rd_level"). Its `loc` starts with `where`, "body" by default,
+    as the request validator's locs do, so a caller maps both kinds of error to its fields the same
+    way; `where=None` for input that is not part of a request (a CLI argument, stored cases).
+    """
 
     status = 422
     title = "Invalid input"
 
-    def __init__(self, field: str, message: str, **extra: Any) -> None:
-        super().__init__(f"{field}: {message}", errors=[{"loc": field.split("."), "msg": message}], **extra)
+    def __init__(self, field: str, message: str, *, where: str | None = "body", **extra: Any) -> None:
+        loc = [where, *field.split(".")] if where is not None else field.split(".")
+        super().__init__(f"{field}: {message}", errors=[{"loc": loc, "msg": message}], **extra)
+
+
+def located_in(loc: list[Any], *parts: str) -> list[Any]:
+    """The `loc` of an error found in one part of a request body (a batch item, a comparison's
+    scenario) as seen from the whole body: the parts go after "body"."""
+    return ["body", *parts, *(loc[1:] if loc[:1] == ["body"] else loc)]
 
 
 class Unauthorized(ServiceError):

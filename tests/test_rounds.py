@@ -117,8 +117,8 @@ def test_concurrent_matches_are_analysed_together_and_answer_as_alone(client, mo
     monkeypatch.setattr(classifier_runtime, "POINTER_TTL", 600.0)
     rng = random.Random(7)
     bodies = [{"profile": random_profile(rng), "method": method} for _ in range(12)]
-    # Weighted on the manufacturing base alone: two can be scored, the one without it cannot, and
-    # all three share a round (the same weights), so the round falls back to one by one.
+    # Weighted on the manufacturing base alone: two can be scored and share a round (the same
+    # weights); the one without it cannot, and is refused before it reaches a round.
     only_manufacturing = {c: 0.0 for c in DEFAULT_WEIGHTS} | {"manufacturing_base": 1.0}
     for value in (0.3, None, 0.8):
         profile = random_profile(rng) | ({"manufacturing_base": value} if value is not None else {})
@@ -139,10 +139,11 @@ def test_concurrent_matches_are_analysed_together_and_answer_as_alone(client, mo
     matching.MEMO.clear()
     together = asyncio.run(send_all())
     assert max(sizes) > 1, sizes  # some requests really shared an analysis
-    assert sizes.count(3) >= 1 and sizes.count(1) >= 3  # the weighted three: together, then alone
+    assert 2 in sizes and sum(sizes) == 1 + 12 + 2, sizes  # the two scorable weighted ones together
     assert together[-1].status_code == 422
     assert together[-1].json()["errors"][0]["loc"][-1] == "rd_level"
     assert [r.status_code for r in together[-4:-1]] == [201, 422, 201]
+    assert together[-3].json()["errors"][0]["loc"] == ["body", "profile"]
 
     matching.MEMO.clear()
     for body, response in zip(bodies[:-1], together, strict=False):

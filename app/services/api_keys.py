@@ -29,7 +29,9 @@ def create(session: Session, *, name: str, scopes: list[str]) -> tuple[str, ApiK
     """A new key; returns (the key, shown only now, and its row)."""
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
-        raise InvalidInput("scopes", f"expected a non-empty subset of {list(SCOPES)}, got {scopes}")
+        raise InvalidInput(
+            "scopes", f"expected a non-empty subset of {list(SCOPES)}, got {scopes}", where=None
+        )
     prefix = secrets.token_hex(_PREFIX_BYTES)
     key = f"cm_{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKey(name=name, prefix=prefix, key_hash=_hash(key), scopes=sorted(set(scopes)))

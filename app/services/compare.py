@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.errors import InvalidInput, ServiceError
+from app.errors import InvalidInput, ServiceError, located_in
 from app.schemas import CriterionName, MatchRequest, Method, ProfileIn
 from app.schemas_weights import COUNTRY_MODE_FIELDS, CompareRequest, Scenario
 from app.services import matching, weight_profiles
@@ -118,9 +118,9 @@ def _located(exc: ServiceError, where: str) -> ServiceError:
     prefix = where.split(".")
     exc.detail = f"{where}: {exc.detail}"
     if exc.errors:
-        exc.errors = [{**e, "loc": [*prefix, *e.get("loc", [])]} for e in exc.errors]
+        exc.errors = [{**e, "loc": located_in(e.get("loc", []), *prefix)} for e in exc.errors]
     else:
-        exc.errors = [{"loc": prefix, "msg": str(exc.args[0]) if exc.args else exc.detail}]
+        exc.errors = [{"loc": located_in([], *prefix), "msg": str(exc.args[0]) if exc.args else exc.detail}]
     return exc
 
 
@@ -184,6 +184,7 @@ def compare(session: Session, *, request: CompareRequest, settings: Settings) ->
                 version=match_request.weight_profile_version,
                 overrides={str(c): w for c, w in (match_request.weights or {}).items()},
             )
+            matching.check_scorable(resolved, weights)
             body = matching.compute(
                 request=match_request,
                 resolved=resolved,

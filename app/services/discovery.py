@@ -60,7 +60,7 @@ def rank_countries(
     try:
         w = weight_vector(weights)
     except WeightsError as exc:
-        raise InvalidInput(exc.field, str(exc)) from exc
+        raise InvalidInput(exc.field, str(exc), where=None) from exc  # a stored profile's weights
 
     picked = _selected(table, region, income_group, stage)
     if not picked:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.db import database_key
-from app.errors import MAX_ERRORS, InvalidInput, ServiceError
+from app.errors import MAX_ERRORS, InvalidInput, ServiceError, located_in
 from app.observability import MATCHES
 from app.schemas import PROFILE_INPUTS, BatchItemError, MatchRequest, Method, ProfileIn
 from app.services import classifier_runtime, reference, weight_profiles
@@ -152,6 +152,31 @@ def resolve_profile(
             note=derived.note,
         )
     return ResolvedProfile(CountryProfile(**values), used, country, data_version)
+
+
+# How a caller gives the input each criterion reads, in the request's `profile`.
+_CALLER_INPUT = {
+    "stage" if field == "innovation_stage" else field: "rd_level or rd_intensity_pct"
+    if name == "rd"
+    else name
+    for name, field in PROFILE_INPUTS.items()
+}
+
+
+def check_scorable(resolved: ResolvedProfile, weights: weight_profiles.ResolvedWeights) -> None:
+    """Refuse a profile that has no value for any weighted criterion, naming the inputs that would do
+    and why they are missing (a country whose reference data has none of them, say), rather than
+    leaving the engine to blame the weights."""
+    weighted = [criterion for criterion, weight in weights.weights.items() if weight > 0]
+    if any(resolved.profile.value_of(criterion) is not None for criterion in weighted):
+        return
+    c = resolved.country
+    why = f"the reference data of {c.iso3} ({c.name}) has none of them" if c is not None else "none is given"
+    raise InvalidInput(
+        "profile",
+        f"no value for any criterion with a weight > 0 ({', '.join(_CALLER_INPUT[w] for w in weighted)}): "
+        f"{why}; give at least one of them in profile, or weight a criterion that has a value",
+    )
 
 
 # The profile field each criterion reads, in criterion order (CountryProfile.value_of, unrolled).
@@ -529,7 +554,11 @@ def _look_up(
     with sessions() as session:
         lookup = _lookup(session, request, settings)
         scored = MEMO.get(lookup.key)
-        return lookup, scored if scored is not None else resolve_profile(session, request)
+        if scored is not None:
+            return lookup, scored
+        resolved = resolve_profile(session, request)
+        check_scorable(resolved, lookup.weights)
+        return lookup, resolved
 
 
 def _in_memory(sessions: sessionmaker[Session], request: MatchRequest, settings: Settings) -> bool:
@@ -640,11 +669,13 @@ async def _store(writer: AssessmentWriter, request: MatchRequest, scored: Scored
 
 def _item_error(index: int, exc: ValidationError | ServiceError) -> dict[str, Any]:
     errors: list[dict[str, Any]] | None
+    item = ("items", str(index))
     if isinstance(exc, ValidationError):
-        errors = [{"loc": ["items", str(index), *map(str, e["loc"])], "msg": e["msg"]} for e in exc.errors()]
+        errors = [{"loc": located_in([*map(str, e["loc"])], *item), "msg": e["msg"]} for e in exc.errors()]
         title, status, detail = "Invalid request", 422, str(errors[0]["msg"])
     else:
-        errors, title, status, detail = exc.errors, exc.title, exc.status, exc.detail
+        errors = [{**e, "loc": located_in(e["loc"], *item)} for e in exc.errors] if exc.errors else None
+        title, status, detail = exc.title, exc.status, exc.detail
     omitted = len(errors) - MAX_ERRORS if errors is not None and len(errors) > MAX_ERRORS else None
     return BatchItemError(
         index=index,
@@ -718,6 +749,7 @@ def _score_batch(
                 version=request.weight_profile_version,
                 overrides=_weight_overrides(request),
             )
+            check_scorable(resolved, weights)
         except (ValidationError, ServiceError) as exc:
             results[index] = _item_error(index, exc)
             continue

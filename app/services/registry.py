@@ -97,7 +97,7 @@ def train(session: Session, *, settings: Settings, activate_new: bool | None = N
     try:
         model = clf.train_classifier(cases)
     except ValueError as exc:
-        raise InvalidInput("cases", str(exc)) from exc
+        raise InvalidInput("cases", str(exc), where=None) from exc
     path, sha256 = clf.save_artefact(model, settings.model_dir)
     version = f"clf-{model.training_data_hash[:8]}-{sha256[:8]}"
     existing = session.get(ModelVersion, version)

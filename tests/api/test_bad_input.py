@@ -53,9 +53,9 @@ CASES = [
         "missing core field",
         {"profile": {"innovation_stage": "chaser", "rd_level": "low"}},
         422,
-        ["profile", "government_investment_will"],
+        ["body", "profile", "government_investment_will"],
     ),
-    ("rd twice", match_body(rd_intensity_pct=1.0), 422, ["profile", "rd_intensity_pct"]),
+    ("rd twice", match_body(rd_intensity_pct=1.0), 422, ["body", "profile", "rd_intensity_pct"]),
     (
         "negative R&D intensity",
         match_body(rd_level=None, rd_intensity_pct=-0.5),
@@ -81,9 +81,15 @@ CASES = [
             )
         ),
         422,
-        ["weights"],
+        ["body", "weights"],
     ),
-    ("subnormal weight", weights(rd=5e-324), 422, ["weights", "rd"]),
+    ("subnormal weight", weights(rd=5e-324), 422, ["body", "weights", "rd"]),
+    (
+        "weights only on inputs not given",
+        weights(**{**dict.fromkeys(DEFAULT_WEIGHTS, 0), "healthcare_capacity": 1}),
+        422,
+        ["body", "profile"],
+    ),
     ("unknown weight profile", {**match_body(), "weight_profile": "nobody"}, 404, ["weight_profile"]),
     ("unknown method", {**match_body(), "method": "oracle"}, 422, ["body", "method"]),
 ]
@@ -444,7 +450,7 @@ def test_a_batch_item_that_is_not_an_object_fails_alone(client):
     assert "assessment_id" in results[0]
     for index in (1, 2, 3):
         assert results[index]["index"] == index and results[index]["status"] == 422
-        assert results[index]["errors"][0]["loc"] == ["items", str(index)]
+        assert results[index]["errors"][0]["loc"] == ["body", "items", str(index)]
     assert assessments_count(client) == before + 1
 
 
@@ -597,3 +603,29 @@ def test_every_error_answer_is_documented_as_problem_json_only(client):
                     assert "schema" in response["content"]["application/problem+json"], (method, path, code)
                     checked += 1
     assert checked > 100
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (
+            {"country": "GIB"},
+            "no value for any criterion with a weight > 0 (innovation_stage, government_investment_will, "
+            "rd_level or rd_intensity_pct, healthcare_capacity, research_capacity, manufacturing_base, "
+            "private_sector_strength): the reference data of GIB (Gibraltar) has none of them",
+        ),
+        (
+            weights(**{**dict.fromkeys(DEFAULT_WEIGHTS, 0), "manufacturing_base": 2}),
+            "no value for any criterion with a weight > 0 (manufacturing_base): none is given",
+        ),
+    ],
+    ids=["a country without data", "weights only on missing inputs"],
+)
+def test_a_profile_with_no_weighted_input_names_the_inputs_not_the_weights(client, body, fragment):
+    before = assessments_count(client)
+    problem = client.post("/v1/match", json=body).json()
+    assert problem["status"] == 422
+    assert problem["errors"][0]["loc"] == ["body", "profile"]
+    assert fragment in problem["detail"], problem["detail"]
+    assert "give at least one of them in profile, or weight a criterion that has a value" in problem["detail"]
+    assert assessments_count(client) == before

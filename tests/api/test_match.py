@@ -92,22 +92,23 @@ def test_batch_keeps_order_and_isolates_a_bad_item(client):
     results = response.json()["results"]
     assert results[0]["recommended_model"] in {"hospital", "research"}
     assert results[1]["status"] == 422 and results[1]["index"] == 1
-    assert results[1]["errors"][0]["loc"][:4] == ["items", "1", "profile", "innovation_stage"]
+    assert results[1]["errors"][0]["loc"][:5] == ["body", "items", "1", "profile", "innovation_stage"]
     assert results[2]["recommended_model"] == "composite"
     assert count_assessments(client) == before + 2
 
 
 def test_a_batch_item_that_cannot_be_scored_first_leaves_the_others_scored(client):
-    """Gibraltar's reference data has no value for any weighted criterion, so the items that share
-    its weights are scored one by one; each must still get its own answer (the second used to be
-    read from row 1 of a one-row analysis: a 500 for the whole batch)."""
+    """Gibraltar's reference data has no value for any weighted criterion: its item is refused,
+    naming the inputs, and each other item still gets its own answer (the second used to be read
+    from row 1 of a one-row analysis: a 500 for the whole batch)."""
     before = count_assessments(client)
     items = [{"country": "GIB", "method": "rules"}, {"country": "KAZ", "method": "rules"}, match_body()]
     response = client.post("/v1/match/batch", json={"items": items})
     assert response.status_code == 200
     gib, kaz, given = response.json()["results"]
     assert gib["status"] == 422 and gib["index"] == 0
-    assert "lacks an input value" in gib["detail"]
+    assert gib["errors"][0]["loc"] == ["body", "items", "0", "profile"]
+    assert "the reference data of GIB (Gibraltar) has none of them" in gib["detail"]
     for item, body in ((kaz, items[1]), (given, items[2])):
         single = client.post("/v1/match", json=body).json()
         for key in ("assessment_id", "created_at"):

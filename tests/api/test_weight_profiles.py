@@ -232,7 +232,7 @@ BAD_CREATE = [
         "invalid fields: body.weights.luck",
     ),
     ("negative weight", {"weights": full_weights(rd=-1)}, 422, ["body", "weights", "rd"], "invalid fields"),
-    ("all zero", {"weights": dict.fromkeys(CRITERIA, 0)}, 422, ["weights"], "at least one weight"),
+    ("all zero", {"weights": dict.fromkeys(CRITERIA, 0)}, 422, ["body", "weights"], "at least one weight"),
     (
         "partial weights",
         {"weights": {"rd": 1.0, "stage": 1.0}},
@@ -247,43 +247,43 @@ BAD_AHP = [
     (
         "not square",
         {"criteria": THREE, "matrices": [[[1, 2, 3], [0.5, 1], [1 / 3, 1, 1]]]},
-        ["matrices", "0", "1"],
+        ["body", "matrices", "0", "1"],
         "must be square",
     ),
     (
         "not reciprocal",
         {"criteria": THREE, "matrices": [[[1, 3, 1], [3, 1, 1], [1, 1, 1]]]},
-        ["matrices", "0", "0", "1"],
+        ["body", "matrices", "0", "0", "1"],
         "not reciprocal",
     ),
     (
         "above 9",
         {"criteria": THREE, "matrices": [[[1, 12, 1], ["1/12", 1, 1], [1, 1, 1]]]},
-        ["matrices", "0", "0", "1"],
+        ["body", "matrices", "0", "0", "1"],
         "outside Saaty's scale 1/9..9",
     ),
     (
         "below 1/9",
         {"criteria": THREE, "matrices": [[[1, 0.05, 1], [20, 1, 1], [1, 1, 1]]]},
-        ["matrices", "0", "0", "1"],
+        ["body", "matrices", "0", "0", "1"],
         "outside Saaty's scale 1/9..9",
     ),
     (
         "diagonal",
         {"criteria": THREE, "matrices": [[[2, 1, 1], [1, 1, 1], [1, 1, 1]]]},
-        ["matrices", "0", "0", "0"],
+        ["body", "matrices", "0", "0", "0"],
         "diagonal",
     ),
     (
         "inconsistent",
         {"criteria": THREE, "matrices": [HOUSE_SIZE]},
-        ["matrices"],
+        ["body", "matrices"],
         "consistency ratio of the matrix is 0.117",
     ),
     (
         "rows do not match criteria",
         {"criteria": FOUR, "matrices": [HOUSE_SIZE]},
-        ["matrices", "0"],
+        ["body", "matrices", "0"],
         "3 rows for 4 criteria",
     ),
     (
@@ -295,13 +295,13 @@ BAD_AHP = [
     (
         "criterion twice",
         {"criteria": ["stage", "rd", "rd"], "matrices": [[[1, 1, 1]] * 3]},
-        ["criteria"],
+        ["body", "criteria"],
         "'rd' is listed twice",
     ),
     (
         "labels do not match matrices",
         {"criteria": THREE, "matrices": [[[1, 1, 1]] * 3], "experts": ["A", "B"]},
-        ["experts"],
+        ["body", "experts"],
         "2 labels for 1 matrices",
     ),
     (
