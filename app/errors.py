@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -163,15 +164,27 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(answered)
 
 
-def install_handlers(app: FastAPI) -> None:
-    """Render every error the service raises, and the framework's own, as problem+json."""
+def install_handlers(app: FastAPI, *, check_key: Callable[[Request], Awaitable[None]] | None = None) -> None:
+    """Render every error the service raises, and the framework's own, as problem+json.
+
+    `check_key(request)` runs the route's key checks (raising 401/403/429) before a malformed body
+    is answered: that is found while the body is read, before the route's dependencies run.
+    """
 
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         return problem(exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers, **exc.extra)
 
+    async def _malformed(request: Request, detail: str, errors: list[dict[str, Any]]) -> JSONResponse:
+        if check_key is not None:
+            try:
+                await check_key(request)
+            except ServiceError as exc:
+                return await _service_error(request, exc)
+        return problem(400, "Malformed JSON", detail, errors=errors)
+
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(exc)
         if errors and errors[0].get("type") == "json_invalid":  # the framework's one error for bad syntax
             # The parser's own words ("Expecting value", "Unterminated string ...") say what is wrong.
@@ -179,18 +192,15 @@ def install_handlers(app: FastAPI) -> None:
             if reason := exc.errors()[0].get("ctx", {}).get("error"):
                 errors[0]["msg"] = f"{errors[0]['msg']}: {reason}"
                 detail = f"{detail}: {reason} at character {errors[0]['loc'][-1]}"
-            return problem(400, "Malformed JSON", detail, errors=errors)
+            return await _malformed(request, detail, errors)
         fields = ", ".join(".".join(e["loc"]) for e in errors[:5])
         return problem(422, "Invalid request", f"invalid fields: {fields}", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and (unreadable := _unreadable_body(exc.__cause__)) is not None:
-            return problem(
-                400,
-                "Malformed JSON",
-                f"the request body is not valid JSON: {unreadable['msg']}",
-                errors=[unreadable],
+            return await _malformed(
+                request, f"the request body is not valid JSON: {unreadable['msg']}", [unreadable]
             )
         titles = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
         headers = dict(getattr(exc, "headers", None) or {})

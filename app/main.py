@@ -27,7 +27,7 @@ from app.errors import PROBLEM_JSON, ServiceError, ServiceUnavailable, install_h
 from app.middleware import BodyLimit, HeadAsGet, ProblemCORS
 from app.observability import RequestContext, configure_logging
 from app.routers import classifier, compare, countries, match, meta, reports, weights
-from app.security import READ_SCOPE, TokenBucket
+from app.security import TokenBucket, check_route_key
 from app.services import reference, weight_profiles
 from app.services.api_keys import KeyRing
 from app.services.classifier_runtime import active_classifier, classifier_for_matching
@@ -134,10 +134,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         TokenBucket(settings.rate_limit_per_minute) if settings.rate_limit_per_minute > 0 else None
     )
 
-    install_handlers(app)
+    install_handlers(app, check_key=check_route_key)
     app.include_router(meta.router)
     for module in (match, compare, countries, weights, classifier, reports):
-        app.include_router(module.router, dependencies=READ_SCOPE)
+        app.include_router(module.router)  # each router asks for a read key (admin on some routes)
     _operations(app)
     _errors_documented_as_problems(app)
 

@@ -100,3 +100,16 @@ require_read = ScopedKey("read")
 require_admin = ScopedKey("admin")
 READ_SCOPE = [Security(require_read)]
 ADMIN_SCOPE = [Security(require_admin)]
+
+
+async def check_route_key(request: Request) -> None:
+    """Run the key checks of the route a request matched, raising as they would (401, 403, 429).
+
+    For answers given before FastAPI resolves a route's dependencies: a body that is not JSON is
+    refused while it is read, before any of them. Without this, a caller with no valid key would
+    learn how its body was malformed instead of that it may not call the route.
+    """
+    route = request.scope.get("route")  # the APIRoute matched; its dependencies include its router's
+    for depends in getattr(route, "dependencies", ()):
+        if isinstance(depends.dependency, ScopedKey):
+            await depends.dependency(request)

@@ -13,12 +13,13 @@ from app.dependencies import SessionDep, SettingsDep
 from app.errors import NotFound
 from app.routers.common import READ, WRITE, problems
 from app.schemas import NO_NUL
-from app.security import ADMIN_SCOPE
+from app.security import ADMIN_SCOPE, READ_SCOPE
 from app.services import registry
 from app.services.classifier_runtime import forget_pointer
 from scoring import classifier as clf
 
-router = APIRouter(prefix="/v1", tags=["classifier"])
+# Every route asks for a key with the read scope at least (see app/security.py).
+router = APIRouter(prefix="/v1", tags=["classifier"], dependencies=READ_SCOPE)
 
 
 class MarkdownResponse(PlainTextResponse):

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Body
 from app.dependencies import SessionDep, SettingsDep
 from app.routers.common import WRITE, problems
 from app.schemas_weights import CompareRequest, CompareResponse
+from app.security import READ_SCOPE
 from app.services import compare
 
-router = APIRouter(prefix="/v1", tags=["matching"])
+# Every route asks for a key with the read scope at least (see app/security.py).
+router = APIRouter(prefix="/v1", tags=["matching"], dependencies=READ_SCOPE)
 
 COMPARE_EXAMPLES: dict[str, dict[str, Any]] = {
     "kazakhstan_what_if": {

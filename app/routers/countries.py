@@ -13,10 +13,12 @@ from app.dependencies import SessionDep, SettingsDep
 from app.routers.common import READ, problems
 from app.schemas import NO_NUL, MatchRequest, MatchResponse, Method, ProfileName
 from app.schemas_countries import CountryDetail, CountryPage, ModelCountries
+from app.security import READ_SCOPE
 from app.services import countries, discovery, matching, reference
 from scoring.profile import Stage
 
-router = APIRouter(prefix="/v1", tags=["countries"])
+# Every route asks for a key with the read scope at least (see app/security.py).
+router = APIRouter(prefix="/v1", tags=["countries"], dependencies=READ_SCOPE)
 
 ISO3Path = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL, examples=["KAZ"])]
 

@@ -11,9 +11,11 @@ from app.dependencies import SessionDep, SettingsDep
 from app.openapi_examples import BATCH_EXAMPLE, MATCH_EXAMPLES
 from app.routers.common import READ, WRITE, problems
 from app.schemas import NO_NUL, BatchRequest, BatchResponse, MatchRequest, MatchResponse
+from app.security import READ_SCOPE
 from app.services import assessments, matching
 
-router = APIRouter(prefix="/v1", tags=["matching"])
+# Every route asks for a key with the read scope at least (see app/security.py).
+router = APIRouter(prefix="/v1", tags=["matching"], dependencies=READ_SCOPE)
 
 
 @router.post(

@@ -13,10 +13,12 @@ from app.dependencies import SessionDep
 from app.errors import PROBLEM_JSON
 from app.routers.common import problems
 from app.schemas import NO_NUL, ModelId, Problem, ProfileName
+from app.security import READ_SCOPE
 from app.services import report
 from scoring.profile import Stage
 
-router = APIRouter(prefix="/v1", tags=["reports"])
+# Every route asks for a key with the read scope at least (see app/security.py).
+router = APIRouter(prefix="/v1", tags=["reports"], dependencies=READ_SCOPE)
 
 SVG_MEDIA_TYPE = "image/svg+xml"
 # The page and its charts are self-contained: this policy makes the browser refuse anything the

@@ -10,10 +10,11 @@ from app.dependencies import SessionDep
 from app.routers.common import READ, WRITE, problems
 from app.schemas import ProfileName
 from app.schemas_weights import AhpCreate, WeightProfileCreate, WeightProfileOut
-from app.security import ADMIN_SCOPE
+from app.security import ADMIN_SCOPE, READ_SCOPE
 from app.services import weight_profiles
 
-router = APIRouter(prefix="/v1/weight-profiles", tags=["weight profiles"])
+# Every route asks for a key with the read scope at least (see app/security.py).
+router = APIRouter(prefix="/v1/weight-profiles", tags=["weight profiles"], dependencies=READ_SCOPE)
 
 NamePath = Annotated[ProfileName, Path(description="Profile name, e.g. `default`")]
 

@@ -60,6 +60,28 @@ def test_unknown_or_revoked_key_is_401(keyed, which):
     ]
 
 
+@pytest.mark.parametrize(
+    ("body", "kind"), [(b'{"profile": ', "syntax"), (b"\xff\xfe{}", "not UTF-8")], ids=["syntax", "not UTF-8"]
+)
+def test_a_malformed_body_is_answered_only_after_the_key_is_checked(keyed, body, kind):
+    """A body that is not JSON is refused while it is read, before the route's dependencies run;
+    the key is still checked first, so a caller without a valid key learns only that."""
+    c, read_key, _, revoked = keyed
+    post = {"content": body, "headers": {"Content-Type": "application/json"}}
+    assert c.post("/v1/match", **post).status_code == 401
+    response = c.post("/v1/match", content=body, headers={**post["headers"], "X-API-Key": revoked})
+    assert response.status_code == 401 and response.headers["www-authenticate"]
+    assert response.json()["errors"] == [
+        {"loc": ["header", "X-API-Key"], "msg": "invalid or revoked API key"}
+    ]
+    wrong_scope = c.post(
+        "/v1/weight-profiles", content=body, headers={**post["headers"], "X-API-Key": read_key}
+    )
+    assert wrong_scope.status_code == 403
+    valid = c.post("/v1/match", content=body, headers={**post["headers"], "X-API-Key": read_key})
+    assert valid.status_code == 400 and valid.json()["title"] == "Malformed JSON", (kind, valid.text)
+
+
 def test_read_key_matches_but_cannot_train(keyed):
     c, read_key, *_ = keyed
     assert c.post("/v1/match", json=match_body(), headers={"X-API-Key": read_key}).status_code == 201
