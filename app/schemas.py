@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -21,10 +22,20 @@ from pydantic_core import PydanticCustomError
 from scoring.profile import Level, Stage
 
 
-def _reject_bool(value: Any) -> Any:
+def _finite(value: Any) -> None:
+    # The JSON reader takes NaN and Infinity (not JSON, but Python writes them); the bounds would be
+    # checked first and name the wrong fault ("should be greater than or equal to 0" for NaN).
+    if type(value) is float and not math.isfinite(value):
+        raise PydanticCustomError(
+            "finite_number", "Input should be a finite number, not {value}", {"value": str(value)}
+        )
+
+
+def _number_input(value: Any) -> Any:
     # Pydantic's lax mode would read `true` as 1.0; a profile value is never a boolean.
     if isinstance(value, bool):
         raise ValueError("expected a number, not a boolean")
+    _finite(value)
     return value
 
 
@@ -34,6 +45,7 @@ def _level_or_number(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     # in [0, 1] is what Unit would return, as a float; anything else takes the union as it stands.
     if type(value) in (float, int) and 0.0 <= value <= 1.0:
         return float(value)
+    _finite(value)  # NaN and infinities: named as such, not as neither a level nor a number
     try:
         return handler(value)
     except ValidationError:
@@ -44,9 +56,9 @@ def _level_or_number(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         ) from None
 
 
-Unit = Annotated[float, BeforeValidator(_reject_bool), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Unit = Annotated[float, BeforeValidator(_number_input), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 LevelOrUnit = Annotated[Level | Unit, WrapValidator(_level_or_number)]
-Weight = Annotated[float, BeforeValidator(_reject_bool), Field(ge=0.0, le=1e6, allow_inf_nan=False)]
+Weight = Annotated[float, BeforeValidator(_number_input), Field(ge=0.0, le=1e6, allow_inf_nan=False)]
 ModelId = Literal["production", "hospital", "research", "composite"]
 # The criteria of scoring/criteria.py, spelled out so the schema lists the only keys a weight map takes.
 CriterionName = Literal[
@@ -94,7 +106,7 @@ class ProfileIn(BaseModel):
     rd_intensity_pct: (
         Annotated[
             float,
-            BeforeValidator(_reject_bool),
+            BeforeValidator(_number_input),
             Field(ge=0.0, le=100.0, allow_inf_nan=False, description="Gross R&D expenditure, % of GDP"),
         ]
         | None

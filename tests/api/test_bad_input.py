@@ -629,3 +629,28 @@ def test_a_profile_with_no_weighted_input_names_the_inputs_not_the_weights(clien
     assert fragment in problem["detail"], problem["detail"]
     assert "give at least one of them in profile, or weight a criterion that has a value" in problem["detail"]
     assert assessments_count(client) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (match_body(rd_level=None, rd_intensity_pct=float("nan")), ["body", "profile", "rd_intensity_pct"]),
+        (
+            match_body(government_investment_will=float("inf")),
+            ["body", "profile", "government_investment_will"],
+        ),
+        (match_body(healthcare_capacity=float("-inf")), ["body", "profile", "healthcare_capacity"]),
+        (weights(rd=float("inf")), ["body", "weights", "rd"]),
+    ],
+    ids=["NaN", "Infinity", "-Infinity", "infinite weight"],
+)
+def test_nan_and_infinity_are_named_as_not_finite(client, body, loc):
+    """Python's JSON reader takes NaN and Infinity (json.dumps writes them); the answer says that,
+    not that a bound was missed or that the value is neither a level nor a number."""
+    before = assessments_count(client)
+    text = json.dumps(body)  # NaN, Infinity, -Infinity
+    response = client.post("/v1/match", content=text, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["loc"] == loc and error["msg"].startswith("Input should be a finite number, not "), error
+    assert assessments_count(client) == before
