@@ -137,7 +137,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_handlers(app, check_key=check_route_key)
     app.include_router(meta.router)
     for module in (match, compare, countries, weights, classifier, reports):
-        app.include_router(module.router)  # each router asks for a read key (admin on some routes)
+        # Each router asks for a read key itself (admin on some routes), not here: a route's own
+        # dependencies are what app.security.check_route_key runs before answering a malformed body.
+        app.include_router(module.router)
     _operations(app)
     _errors_documented_as_problems(app)
 

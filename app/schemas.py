@@ -23,8 +23,14 @@ from scoring.profile import Level, Stage
 
 
 def _finite(value: Any) -> None:
-    # The JSON reader takes NaN and Infinity (not JSON, but Python writes them); the bounds would be
-    # checked first and name the wrong fault ("should be greater than or equal to 0" for NaN).
+    # The JSON reader takes NaN and Infinity (not JSON, but Python writes them), and a number may come
+    # as text ("nan", "Infinity"); the bounds would be checked first and name the wrong fault ("should
+    # be greater than or equal to 0" for NaN).
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return  # not a number: the field's own validation says what it expected
     if type(value) is float and not math.isfinite(value):
         raise PydanticCustomError(
             "finite_number", "Input should be a finite number, not {value}", {"value": str(value)}
@@ -45,10 +51,10 @@ def _level_or_number(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     # in [0, 1] is what Unit would return, as a float; anything else takes the union as it stands.
     if type(value) in (float, int) and 0.0 <= value <= 1.0:
         return float(value)
-    _finite(value)  # NaN and infinities: named as such, not as neither a level nor a number
     try:
         return handler(value)
     except ValidationError:
+        _finite(value)  # NaN and infinities: named as such, not as neither a level nor a number
         # One error at the field itself: the union's own are one per member, each under a tag
         # spelling out the member's validators (with memory addresses).
         raise PydanticCustomError(

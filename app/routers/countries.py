@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.csv_export import country_csv_rows, csv_response, wants_csv
 from app.dependencies import SessionDep, SettingsDep
+from app.errors import ServiceError
 from app.routers.common import READ, problems
 from app.schemas import NO_NUL, MatchRequest, MatchResponse, Method, ProfileName
 from app.schemas_countries import CountryDetail, CountryPage, ModelCountries
@@ -84,8 +85,31 @@ async def match_country(
     # 404 with close matches for any unknown code, before the code goes into a request.
     _, country = await run_in_threadpool(_reference_country, state.sessionmaker, iso3)
     request = MatchRequest(country=country.iso3, method=method, weight_profile=weight_profile)
-    body = await matching.match(state.sessionmaker, state.writer, request=request, settings=settings)
+    try:
+        body = await matching.match(state.sessionmaker, state.writer, request=request, settings=settings)
+    except ServiceError as exc:
+        raise _located_in_url(exc) from None
     return Response(body, media_type="application/json")
+
+
+def _located_in_url(exc: ServiceError) -> ServiceError:
+    """An error of the match this route made, located where its caller gave the input: the request's
+    other fields are this route's query parameters, and a country whose reference data cannot be
+    scored is the path's code."""
+    if isinstance(exc, matching.Unscorable):
+        return matching.Unscorable(
+            exc.inputs,
+            exc.country,
+            field="iso3",
+            where="path",
+            remedy="POST /v1/match with this country and at least one of them in profile, or choose a "
+            "weight_profile that weights a criterion it has",
+        )
+    if exc.errors:
+        exc.errors = [
+            {**e, "loc": ["query", *e["loc"][1:]]} if e["loc"][:1] == ["body"] else e for e in exc.errors
+        ]
+    return exc
 
 
 def _reference_country(

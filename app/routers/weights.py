@@ -174,7 +174,9 @@ def get_weight_profile(
     """The latest version of a profile, or the version given by `?version=N`. 404 for an unknown name or
     version. The `default` profile explains each criterion with the seed passage behind it.
     기본(`default`) 프로필은 항목별 근거와 출처(seeds/000)를 함께 보여 줍니다."""
-    return weight_profiles.view(weight_profiles.get(session, name=name, version=version))
+    return weight_profiles.view(
+        weight_profiles.get(session, name=name, version=version, loc=("path", "name"))
+    )
 
 
 @router.get(

@@ -113,14 +113,21 @@ def _items(request: CompareRequest) -> tuple[str, list[Item]]:
     ]
 
 
-def _located(exc: ServiceError, where: str) -> ServiceError:
-    """The same error, saying which item of the comparison it came from."""
+def _located(exc: ServiceError, where: str, *, shared: bool) -> ServiceError:
+    """The same error, saying which item of the comparison it came from.
+
+    A scenario (or the base) has fields of its own, so its errors sit under it (`scenarios.0.weights`).
+    The countries of a comparison share the body's profile and weights: an error in those keeps its
+    place in the body (`shared`), and only what concerns the country itself (an unknown code, reference
+    data that leaves nothing to score) sits under the country (`countries.1`).
+    """
     prefix = where.split(".")
     exc.detail = f"{where}: {exc.detail}"
-    if exc.errors:
+    msg = str(exc.args[0]) if exc.args else exc.detail
+    if not exc.errors or (shared and isinstance(exc, matching.Unscorable)):
+        exc.errors = [{"loc": located_in([], *prefix), "msg": exc.errors[0]["msg"] if exc.errors else msg}]
+    elif not shared:
         exc.errors = [{**e, "loc": located_in(e.get("loc", []), *prefix)} for e in exc.errors]
-    else:
-        exc.errors = [{"loc": located_in([], *prefix), "msg": str(exc.args[0]) if exc.args else exc.detail}]
     return exc
 
 
@@ -194,7 +201,7 @@ def compare(session: Session, *, request: CompareRequest, settings: Settings) ->
                 classifier_note=why or "",
             )
         except ServiceError as exc:
-            raise _located(exc, where) from exc
+            raise _located(exc, where, shared=mode == "countries") from exc
         out.append(_item(label, changes, body, base_body))
         if base_body is None:
             base_body = body

@@ -112,7 +112,9 @@ def ranking(
     limit: int | None = None,
 ) -> dict[str, Any]:
     """`rank_countries` with a named weight profile, plus what a reader needs to reproduce it."""
-    weights = weight_profiles.resolve(session, name=weight_profile, version=None, overrides=None)
+    weights = weight_profiles.resolve(
+        session, name=weight_profile, version=None, overrides=None, loc=("query", "weight_profile")
+    )
     items = rank_countries(
         session,
         model_id=model_id,

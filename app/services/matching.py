@@ -163,20 +163,38 @@ _CALLER_INPUT = {
 }
 
 
+class Unscorable(InvalidInput):
+    """A profile with no value for any weighted criterion: names the inputs that would do (as a
+    caller gives them) and why they are missing, at `field` (in `where`), with `remedy`."""
+
+    def __init__(
+        self,
+        inputs: list[str],
+        country: reference.ReferenceCountry | None,
+        *,
+        field: str = "profile",
+        where: str = "body",
+        remedy: str = "give at least one of them in profile, or weight a criterion that has a value",
+    ) -> None:
+        self.inputs, self.country = inputs, country
+        why = (
+            f"the reference data of {country.iso3} ({country.name}) has none of them"
+            if country
+            else "none is given"
+        )
+        super().__init__(
+            field,
+            f"no value for any criterion with a weight > 0 ({', '.join(inputs)}): {why}; {remedy}",
+            where=where,
+        )
+
+
 def check_scorable(resolved: ResolvedProfile, weights: weight_profiles.ResolvedWeights) -> None:
-    """Refuse a profile that has no value for any weighted criterion, naming the inputs that would do
-    and why they are missing (a country whose reference data has none of them, say), rather than
-    leaving the engine to blame the weights."""
+    """Refuse a profile that has no value for any weighted criterion (`Unscorable`) before its
+    analysis, which would only say that the weights have nothing to weigh."""
     weighted = [criterion for criterion, weight in weights.weights.items() if weight > 0]
-    if any(resolved.profile.value_of(criterion) is not None for criterion in weighted):
-        return
-    c = resolved.country
-    why = f"the reference data of {c.iso3} ({c.name}) has none of them" if c is not None else "none is given"
-    raise InvalidInput(
-        "profile",
-        f"no value for any criterion with a weight > 0 ({', '.join(_CALLER_INPUT[w] for w in weighted)}): "
-        f"{why}; give at least one of them in profile, or weight a criterion that has a value",
-    )
+    if not any(resolved.profile.value_of(criterion) is not None for criterion in weighted):
+        raise Unscorable([_CALLER_INPUT[w] for w in weighted], resolved.country)
 
 
 # The profile field each criterion reads, in criterion order (CountryProfile.value_of, unrolled).
@@ -674,7 +692,9 @@ def _item_error(index: int, exc: ValidationError | ServiceError) -> dict[str, An
         errors = [{"loc": located_in([*map(str, e["loc"])], *item), "msg": e["msg"]} for e in exc.errors()]
         title, status, detail = "Invalid request", 422, str(errors[0]["msg"])
     else:
-        errors = [{**e, "loc": located_in(e["loc"], *item)} for e in exc.errors] if exc.errors else None
+        errors = (
+            [{**e, "loc": located_in(e.get("loc", []), *item)} for e in exc.errors] if exc.errors else None
+        )
         title, status, detail = exc.title, exc.status, exc.detail
     omitted = len(errors) - MAX_ERRORS if errors is not None and len(errors) > MAX_ERRORS else None
     return BatchItemError(
@@ -766,7 +786,9 @@ def _score_batch(
         try:
             analysis = _analyse([prepared[i][1].profile for i in members], weights, settings)
         except ServiceError:
-            analysis = None  # some profile of this group lacks every weighted input: score one by one
+            # Not expected (check_scorable refused what the engine refuses), but should the engine
+            # refuse a profile of this group, the others are still scored, one by one.
+            analysis = None
         for k, index in enumerate(members):
             request, resolved, _ = prepared[index]
             try:

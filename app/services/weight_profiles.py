@@ -26,8 +26,15 @@ class ResolvedWeights:
     weights: dict[str, float]
 
 
-def get(session: Session, *, name: str, version: int | None = None) -> WeightProfile:
-    """One version of a profile (the latest when `version` is None), or 404."""
+# Where a request names the weight profile, by default: a match's body.
+IN_BODY = ("body", "weight_profile")
+
+
+def get(
+    session: Session, *, name: str, version: int | None = None, loc: tuple[str, ...] = IN_BODY
+) -> WeightProfile:
+    """One version of a profile (the latest when `version` is None), or 404 at `loc`, where the
+    request named it."""
     query = select(WeightProfile).where(WeightProfile.name == name)
     if version is None:
         query = query.order_by(WeightProfile.version.desc()).limit(1)
@@ -36,7 +43,7 @@ def get(session: Session, *, name: str, version: int | None = None) -> WeightPro
     found = session.scalar(query)
     if found is None:
         what = f"weight profile {name!r}" + (f" version {version}" if version is not None else "")
-        raise NotFound(f"{what} does not exist", errors=[{"loc": ["weight_profile"], "msg": "unknown"}])
+        raise NotFound(f"{what} does not exist", errors=[{"loc": list(loc), "msg": "unknown"}])
     return found
 
 
@@ -94,7 +101,9 @@ def in_memory(database_url: str, name: str, version: int | None) -> bool:
     return (database_url, name, version) in _versions
 
 
-def _stored_weights(session: Session, name: str, version: int | None) -> tuple[int, dict[str, float]]:
+def _stored_weights(
+    session: Session, name: str, version: int | None, loc: tuple[str, ...]
+) -> tuple[int, dict[str, float]]:
     db = _database_of(session)
     if version is None:
         checked_at, latest = _latest.get((db, name), (-1e9, 0))
@@ -103,7 +112,7 @@ def _stored_weights(session: Session, name: str, version: int | None) -> tuple[i
     cached = _versions.get((db, name, version)) if version is not None else None
     if cached is not None and version is not None:
         return version, cached
-    row = get(session, name=name, version=version)
+    row = get(session, name=name, version=version, loc=loc)
     _versions[(db, name, row.version)] = row.weights
     if version is None:
         _latest[(db, name)] = (time.monotonic(), row.version)
@@ -111,10 +120,16 @@ def _stored_weights(session: Session, name: str, version: int | None) -> tuple[i
 
 
 def resolve(
-    session: Session, *, name: str, version: int | None, overrides: Mapping[str, float] | None
+    session: Session,
+    *,
+    name: str,
+    version: int | None,
+    overrides: Mapping[str, float] | None,
+    loc: tuple[str, ...] = IN_BODY,
 ) -> ResolvedWeights:
-    """The weights a match uses: a stored profile version with the request's partial overrides on top."""
-    found_version, weights = _stored_weights(session, name, version)
+    """The weights a match uses: a stored profile version with the request's partial overrides on top.
+    An unknown profile is a 404 at `loc`, where the request named it."""
+    found_version, weights = _stored_weights(session, name, version, loc)
     if not overrides:  # a stored version never changes: validated once per process
         key = (_database_of(session), name, found_version)
         resolved = _resolved.get(key)

@@ -90,7 +90,7 @@ CASES = [
         422,
         ["body", "profile"],
     ),
-    ("unknown weight profile", {**match_body(), "weight_profile": "nobody"}, 404, ["weight_profile"]),
+    ("unknown weight profile", {**match_body(), "weight_profile": "nobody"}, 404, ["body", "weight_profile"]),
     ("unknown method", {**match_body(), "method": "oracle"}, 422, ["body", "method"]),
 ]
 
@@ -641,8 +641,19 @@ def test_a_profile_with_no_weighted_input_names_the_inputs_not_the_weights(clien
         ),
         (match_body(healthcare_capacity=float("-inf")), ["body", "profile", "healthcare_capacity"]),
         (weights(rd=float("inf")), ["body", "weights", "rd"]),
+        (match_body(rd_level=None, rd_intensity_pct="nan"), ["body", "profile", "rd_intensity_pct"]),
+        (match_body(healthcare_capacity="NaN"), ["body", "profile", "healthcare_capacity"]),
+        (weights(rd="Infinity"), ["body", "weights", "rd"]),
     ],
-    ids=["NaN", "Infinity", "-Infinity", "infinite weight"],
+    ids=[
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "infinite weight",
+        '"nan"',
+        '"NaN" for a level',
+        '"Infinity" weight',
+    ],
 )
 def test_nan_and_infinity_are_named_as_not_finite(client, body, loc):
     """Python's JSON reader takes NaN and Infinity (json.dumps writes them); the answer says that,
@@ -654,3 +665,27 @@ def test_nan_and_infinity_are_named_as_not_finite(client, body, loc):
     error = response.json()["errors"][0]
     assert error["loc"] == loc and error["msg"].startswith("Input should be a finite number, not "), error
     assert assessments_count(client) == before
+
+
+def test_a_country_match_by_url_names_the_url_parts(client):
+    """GET /v1/countries/{iso3}/match has no body: its errors name the path and the query."""
+    before = assessments_count(client)
+    problem = client.get("/v1/countries/GIB/match").json()
+    assert problem["status"] == 422 and problem["errors"][0]["loc"] == ["path", "iso3"], problem
+    assert "the reference data of GIB (Gibraltar) has none of them" in problem["detail"]
+    assert "POST /v1/match with this country and at least one of them in profile" in problem["detail"]
+    unknown = client.get("/v1/countries/KAZ/match?weight_profile=nobody").json()
+    assert unknown["status"] == 404 and unknown["errors"][0]["loc"] == ["query", "weight_profile"], unknown
+    assert assessments_count(client) == before
+
+
+@pytest.mark.parametrize(
+    ("url", "loc"),
+    [
+        ("/v1/cluster-models/hospital/countries?weight_profile=nobody", ["query", "weight_profile"]),
+        ("/v1/weight-profiles/nobody", ["path", "name"]),
+    ],
+)
+def test_an_unknown_weight_profile_is_named_where_the_request_gave_it(client, url, loc):
+    problem = client.get(url).json()
+    assert problem["status"] == 404 and problem["errors"] == [{"loc": loc, "msg": "unknown"}], problem

@@ -164,6 +164,27 @@ BAD = [
         "countries.1: unknown country code 'KAX'",
     ),
     (
+        "a country whose data leaves nothing to score",
+        {"countries": ["KAZ", "GIB"]},
+        422,
+        ["body", "countries", "1"],
+        "countries.1: profile: no value for any criterion with a weight > 0",
+    ),
+    (
+        "a shared profile field, in country mode",
+        {"countries": ["KAZ"], "profile": {"rd_level": "low", "rd_intensity_pct": 1.0}},
+        422,
+        ["body", "profile", "rd_intensity_pct"],
+        "give rd_level or rd_intensity_pct, not both",
+    ),
+    (
+        "an unknown shared weight profile, in country mode",
+        {"countries": ["KAZ"], "weight_profile": "nobody"},
+        404,
+        ["body", "weight_profile"],
+        "weight profile 'nobody' does not exist",
+    ),
+    (
         "unknown country in the base",
         {"base": {"country": "KAX"}, "scenarios": [WILL_HIGH]},
         404,

@@ -82,6 +82,23 @@ def test_a_malformed_body_is_answered_only_after_the_key_is_checked(keyed, body,
     assert valid.status_code == 400 and valid.json()["title"] == "Malformed JSON", (kind, valid.text)
 
 
+def test_every_route_with_a_body_checks_the_key_before_reading_it(keyed):
+    """Every operation that takes a JSON body answers a malformed one with 401 when no key is given:
+    its key check runs first (one whose router added the check elsewhere would answer 400)."""
+    c, *_ = keyed
+    operations = [
+        (method, path)
+        for path, item in c.app.openapi()["paths"].items()
+        for method, operation in item.items()
+        if "requestBody" in operation
+    ]
+    assert len(operations) >= 6, operations
+    for method, path in operations:
+        url = path.replace("{assessment_id}", "x").replace("{version}", "x").replace("{name}", "x")
+        response = c.request(method, url, content=b"{", headers={"Content-Type": "application/json"})
+        assert response.status_code == 401, (method, path, response.text)
+
+
 def test_read_key_matches_but_cannot_train(keyed):
     c, read_key, *_ = keyed
     assert c.post("/v1/match", json=match_body(), headers={"X-API-Key": read_key}).status_code == 201
