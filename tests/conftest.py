@@ -2,7 +2,7 @@
 
 Every test that takes `database_url`, `session` or `client` runs once per backend. The PostgreSQL
 database is created for this run on 127.0.0.1:5432 and dropped afterwards; where no server answers,
-those tests skip with the reason.
+those tests skip with the reason, and fail under CI.
 """
 
 from __future__ import annotations
@@ -36,6 +36,21 @@ def pg_reachable() -> str | None:
         return f"PostgreSQL on {PG_HOST}:5432 does not answer: {exc}".strip()
 
 
+def require_pg() -> None:
+    """Skip the calling test where PostgreSQL does not answer; under CI (`CI` set), fail it instead:
+    there the server is part of the machine, and a run without it must not pass."""
+    reason = pg_reachable()
+    if reason:
+        skip_unless_ci(reason)
+
+
+def skip_unless_ci(reason: str) -> None:
+    """Skip with `reason`, except under CI, where what is missing is a fault of the set-up: fail."""
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{reason} (CI is set: this is a failure, not a skip)")
+    pytest.skip(reason)
+
+
 def create_pg_database() -> tuple[str, str]:
     """A fresh, empty database; returns (name, SQLAlchemy URL)."""
     name = f"clustermatch_test_{uuid.uuid4().hex[:10]}"
@@ -54,9 +69,7 @@ def empty_database_url(backend: str, tmp_dir: os.PathLike[str]) -> Iterator[str]
     if backend == "sqlite":
         yield f"sqlite:///{os.fspath(tmp_dir)}/clustermatch-{uuid.uuid4().hex[:8]}.db"
         return
-    reason = pg_reachable()
-    if reason:
-        pytest.skip(reason)
+    require_pg()
     name, url = create_pg_database()
     try:
         yield url

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, pg_reachable
+from tests.conftest import create_pg_database, drop_pg_database, require_pg
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BODY = {
@@ -190,9 +190,7 @@ def test_sqlite_acknowledged_assessments_survive_sigkill(tmp_path: Path) -> None
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    reason = pg_reachable()
-    if reason:
-        pytest.skip(reason)
+    require_pg()
     name, url = create_pg_database()
     try:
         yield url

@@ -89,7 +89,20 @@ def test_missing_figures_are_reported_and_lower_confidence(client):
     taiwan = client.get("/v1/countries/TWN").json()  # no WDI data at all
     assert "rd" in taiwan["missing"]
     full = client.get("/v1/countries/DEU/match?method=rules").json()
-    assert full["confidence"] == pytest.approx(1.0)
+    assert full["confidence"] == pytest.approx(1.0) and full["missing_inputs"] == []
+    # The same country with four of its seven inputs unknown (given as the core three alone).
+    core = {k: full["profile_used"][k]["value"] for k in ("innovation_stage", "government_investment_will")}
+    partial = client.post(
+        "/v1/match", json={"profile": {**core, "rd_level": full["profile_used"]["rd"]["level"]}}
+    )
+    assert partial.status_code == 201, partial.text
+    assert set(partial.json()["missing_inputs"]) == {
+        "healthcare_capacity",
+        "research_capacity",
+        "manufacturing_base",
+        "private_sector_strength",
+    }
+    assert partial.json()["confidence"] < full["confidence"]
 
 
 def test_country_list_filters_and_paginates(client):

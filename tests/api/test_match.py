@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from app.cli import migrate
 from app.main import create_app
 from app.services import matching, weight_profiles
 from models import Assessment
@@ -61,11 +62,20 @@ def test_kazakhstan_like_match_ranks_all_four_and_explains(client):
     assert "rationale_ko" in top and top["rationale"].startswith("Hospital-centred ranks 1")
 
 
-def test_hybrid_without_a_classifier_answers_with_rules_and_says_so(client, settings):
-    body = client.post("/v1/match", json={**match_body(), "method": "hybrid"}).json()
-    if body["model_version"] is None:
-        assert body["method"] == "rules"
-        assert "rules" in body["method_note"]
+def test_hybrid_without_a_classifier_answers_with_rules_and_says_so(tmp_path):
+    # A database of its own: the shared ones have a classifier active once the training tests ran.
+    url = f"sqlite:///{tmp_path}/no-classifier.db"
+    migrate(url)
+    app = create_app(make_settings(url, str(tmp_path / "models")))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        response = c.post("/v1/match", json={**match_body(), "method": "hybrid"})
+        rules = c.post("/v1/match", json=match_body()).json()
+    app.state.engine.dispose()
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["method"] == "rules" and body["model_version"] is None and body["classifier"] is None
+    assert body["method_note"] == "no classifier version is active: hybrid answered with the rules alone"
+    assert body["ranking"] == rules["ranking"]  # the rules' answer, unchanged
 
 
 def test_assessment_reads_back_exactly_as_returned(client):

@@ -6,11 +6,12 @@ import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
@@ -19,9 +20,10 @@ from app.errors import ServiceUnavailable
 from app.main import create_app
 from app.services import api_keys
 from app.services.api_keys import KeyRing
-from models import ApiKey
+from models import ApiKey, Assessment
 from tests.conftest import make_settings
 from tests.factories import match_body
+from tests.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -134,11 +136,26 @@ def test_request_id_is_echoed_or_generated_and_security_headers_set(client):
     assert generated.headers["x-frame-options"] == "DENY"
 
 
+def metric(text: str, sample: str) -> float:
+    """The value of one sample (name and labels, as exposed) in Prometheus text; 0 when absent."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_metrics_count_requests_and_matches(client):
-    client.post("/v1/match", json=match_body())
-    text = client.get("/metrics").text
-    assert 'clustermatch_requests_total{method="POST",route="/v1/match",status="201"}' in text
-    assert "clustermatch_matches_total{" in text
+    # The counters are the process's, shared with every earlier test: each must go up by this match.
+    requests = 'clustermatch_requests_total{method="POST",route="/v1/match",status="201"}'
+    latency = 'clustermatch_request_duration_seconds_count{method="POST",route="/v1/match"}'
+    before = client.get("/metrics").text
+    response = client.post("/v1/match", json=match_body())
+    assert response.status_code == 201
+    model = response.json()["recommended_model"]
+    matches = f'clustermatch_matches_total{{method="rules",model="{model}"}}'  # labels in name order
+    after = client.get("/metrics").text
+    for sample in (requests, latency, matches):
+        assert metric(after, sample) == metric(before, sample) + 1, sample
 
 
 def test_readyz_checks_the_database(client):
@@ -146,13 +163,59 @@ def test_readyz_checks_the_database(client):
     assert body["status"] == "ready" and body["database"] == "ok"
 
 
-def test_database_down_during_a_request_is_503_and_recovers(tmp_path, model_dir):
+def assert_503_problem(response) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["retry-after"] == "5"
+
+
+def test_a_database_that_never_answers_is_503_on_a_request(model_dir):
     app = create_app(make_settings("postgresql+psycopg://postgres@127.0.0.1:1/nowhere", model_dir))
     with TestClient(app, raise_server_exceptions=False) as c:
-        response = c.post("/v1/match", json=match_body())
-        assert response.status_code == 503
-        assert response.headers["content-type"] == "application/problem+json"
-        assert response.headers["retry-after"] == "5"
+        assert_503_problem(c.post("/v1/match", json=match_body()))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_database_down_during_requests_is_503_and_the_service_recovers(database_url, model_dir):
+    """The app reaches PostgreSQL through a forwarder that the test cuts (every connection reset, new
+    ones refused) and restores: what a database restart or a network fault does."""
+    url = make_url(database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxy.start()
+    app = create_app(make_settings(url.set(port=proxy.port).render_as_string(hide_password=False), model_dir))
+    try:
+        with TestClient(app, raise_server_exceptions=False) as c:
+            stored = c.post("/v1/match", json=match_body())
+            assert stored.status_code == 201
+            read_path = f"/v1/assessments/{stored.json()['assessment_id']}"
+
+            proxy.cut()
+            assert_503_problem(c.post("/v1/match", json=match_body(rd_level="high")))
+            assert_503_problem(c.get(read_path))
+            assert c.get("/readyz").status_code == 503
+
+            proxy.restore()
+            deadline = time.monotonic() + 10  # the look-up caches are re-read every 2 s
+            while (again := c.post("/v1/match", json=match_body(rd_level="low"))).status_code != 201:
+                assert_503_problem(again)
+                assert time.monotonic() < deadline, "no recovery within 10 s of the database's return"
+                time.sleep(0.2)
+            assert c.get(read_path).json() == stored.json()
+            assert c.get("/readyz").status_code == 200
+    finally:
+        app.state.engine.dispose()
+        proxy.close()
+    # Of the matches made after the first, only the one answered 201 was stored: nothing of those
+    # refused while the database was away, nor of the retries.
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        later = conn.scalars(
+            select(Assessment.id).where(
+                Assessment.created_at > datetime.fromisoformat(stored.json()["created_at"])
+            )
+        ).all()
+    engine.dispose()
+    assert later == [again.json()["assessment_id"]]
 
 
 def _locked(database_url: str, table: str) -> psycopg.Connection:
@@ -180,9 +243,7 @@ def test_a_statement_stuck_on_a_lock_is_cancelled_with_503_and_the_service_recov
             locker.rollback()
             locker.close()
         for response in (write, read):
-            assert response.status_code == 503, response.text
-            assert response.headers["content-type"] == "application/problem+json"
-            assert response.headers["retry-after"] == "5"
+            assert_503_problem(response)
         assert c.post("/v1/match", json=match_body()).status_code == 201
         assert c.get(read_path).status_code == 200
     app.state.engine.dispose()

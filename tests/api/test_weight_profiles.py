@@ -391,6 +391,7 @@ def test_concurrent_writers_of_one_name_never_duplicate_a_version(settings):
     assert len(outcomes) == WRITERS
     assert set(failures) <= {"409"}, failures
     assert versions == list(range(1, len(versions) + 1))  # distinct and without gaps
+    assert versions, "every writer was refused: at least the first must have stored its version"
     with make_session() as session:
         stored = session.scalars(select(WeightProfile.version).where(WeightProfile.name == name)).all()
     assert sorted(stored) == versions

@@ -57,6 +57,7 @@ def _each_as_alone(rows: np.ndarray, together: Analysis) -> None:
 
 
 def test_counterfactual_change_really_puts_the_runner_up_first():
+    checked = 0
     for i, row in enumerate(random_rows(40, seed=11)):
         result = analyse(row, DEFAULT_WEIGHTS, samples=10)
         cf = result.counterfactual_of(0)
@@ -67,6 +68,8 @@ def test_counterfactual_change_really_puts_the_runner_up_first():
         after = analyse(moved, DEFAULT_WEIGHTS, samples=10).evaluation(0)
         assert after.recommended == cf.target_model, i
         assert cf.change.size <= 1 / 3 + 1e-9
+        checked += 1
+    assert checked >= 10  # most of the 40 have a numeric winning change; a few have none or a stage one
 
 
 def test_analysis_agrees_with_evaluate():
