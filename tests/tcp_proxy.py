@@ -1,8 +1,9 @@
 """A TCP forwarder on 127.0.0.1 that a test can cut and restore: a database outage, for real.
 
-The app is pointed at the forwarder's port instead of the database's. `cut()` drops every connection
-it carries and refuses new ones (the database "went away"); `restore()` listens again on the same
-port (it "came back"). Threads only; each blocking call wakes within POLL seconds of a cut.
+The app is pointed at the forwarder's port instead of the database's. `cut()` closes every connection
+it carries and refuses new ones, as a database restart does; `restore()` listens again on the same
+port. Threads only: the accept loop checks for a cut every POLL seconds, and a cut shuts the
+forwarded sockets down, which wakes their threads.
 """
 
 from __future__ import annotations
