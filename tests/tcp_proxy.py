@@ -1,79 +1,101 @@
 """A TCP forwarder on 127.0.0.1 that a test can cut and restore: a database outage, for real.
 
 The app is pointed at the forwarder's port instead of the database's. `cut()` closes every connection
-it carries and refuses new ones, as a database restart does; `restore()` listens again on the same
-port. Threads only: the accept loop checks for a cut every POLL seconds, and a cut shuts the
-forwarded sockets down, which wakes their threads.
+it carries, and until `restore()` each new connection is reset as soon as it is accepted: to the
+client, a database that has gone away. The forwarder keeps its listening socket from start to
+`close()`, so its port cannot be taken by anyone else meanwhile. Threads only: the accept loop
+checks for `close()` every POLL seconds, and a cut shuts the forwarded sockets down, which wakes
+their threads.
+
+It imitates a database that restarts or drops its connections (the peer closes, new connections
+fail at once), not a network that goes silent and leaves packets unanswered.
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 
 POLL = 0.1  # seconds
+CONNECT_TIMEOUT = 5.0  # seconds, to the target
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a reset (RST), as a peer that is gone does, not an orderly FIN."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 class TcpProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _sockets and _cut together
         self._sockets: set[socket.socket] = set()
-        self._stop = threading.Event()
-        self._listener: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port: int = probe.getsockname()[1]
-        probe.close()
+        self._cut = False
+        self._closing = threading.Event()
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen()
+        self._listener.settimeout(POLL)
+        self.port: int = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, daemon=True)
 
     def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen()
-        listener.settimeout(POLL)
-        self._stop = threading.Event()
-        self._listener = listener
-        self._thread = threading.Thread(target=self._accept, args=(listener, self._stop), daemon=True)
         self._thread.start()
 
-    restore = start
-
     def cut(self) -> None:
-        """Refuse new connections and reset the open ones."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._listener is not None:
-            self._listener.close()
+        """Close every forwarded connection; reset new ones until `restore()`. A connection whose
+        upstream connect is under way is closed by the accept loop when that connect returns."""
         with self._lock:
+            self._cut = True
             open_sockets, self._sockets = self._sockets, set()
         for sock in open_sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
-    close = cut
+    def restore(self) -> None:
+        with self._lock:
+            self._cut = False
 
-    def _accept(self, listener: socket.socket, stop: threading.Event) -> None:
-        while not stop.is_set():
+    def close(self) -> None:
+        self.cut()
+        self._closing.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=CONNECT_TIMEOUT + 2 * POLL)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closing.is_set():
             try:
-                client, _ = listener.accept()
+                client, _ = self._listener.accept()
             except TimeoutError:
                 continue
             except OSError:
                 return
+            with self._lock:
+                refused = self._cut
+            if refused:
+                _reset(client)
+                continue
             try:
-                upstream = socket.create_connection(self.target, timeout=5)
+                upstream = socket.create_connection(self.target, timeout=CONNECT_TIMEOUT)
             except OSError:
-                client.close()
+                _reset(client)
                 continue
             client.settimeout(None)
             upstream.settimeout(None)
             with self._lock:
-                self._sockets.update((client, upstream))
+                refused = self._cut  # cut while the upstream connect was under way
+                if not refused:
+                    self._sockets.update((client, upstream))
+            if refused:
+                _reset(client)
+                upstream.close()
+                continue
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
