@@ -96,10 +96,20 @@ class TcpProxy:
                 _reset(client)
                 upstream.close()
                 continue
+            pumps = threading.Barrier(2, action=lambda c=client, u=upstream: self._release(c, u))
             for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                threading.Thread(target=self._pump, args=(source, sink, pumps), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _release(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Both directions of a connection have ended: close its sockets (unless a cut did)."""
+        with self._lock:
+            ours = client in self._sockets
+            self._sockets.difference_update((client, upstream))
+        if ours:
+            client.close()
+            upstream.close()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, pumps: threading.Barrier) -> None:
         try:
             while data := source.recv(65536):
                 sink.sendall(data)
@@ -108,3 +118,5 @@ class TcpProxy:
         finally:  # one side ended: end the other, so the peer sees it too
             with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                pumps.wait(timeout=30)  # the second pump to end closes the pair

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -17,6 +17,7 @@ from app.errors import install_handlers
 from app.fast_route import ValidBodyFastPath
 from app.main import create_app
 from app.schemas import MatchRequest
+from app.security import require_read
 from app.services import api_keys
 from models import ApiKey
 from tests.conftest import make_settings
@@ -48,7 +49,10 @@ BODIES: list[tuple[str, bytes, dict[str, str]]] = [
     ("valid, UTF-16 (json.loads reads it)", json.dumps({"country": "KAZ"}).encode("utf-16"), JSON),
     ("valid, after a byte-order mark", b"\xef\xbb\xbf" + json.dumps({"country": "KAZ"}).encode(), JSON),
     ("nested too deeply", b"[" * 100_000 + b"]" * 100_000, JSON),
+    ("valid, a vendor type", json.dumps(match_body()).encode(), {"Content-Type": "application/vnd.cm+json"}),
     ("text/plain", json.dumps(match_body()).encode(), {"Content-Type": "text/plain"}),
+    # "+json" at the end, but not JSON to FastAPI (a subtype cannot hold a slash).
+    ("two slashes in the type", json.dumps(match_body()).encode(), {"Content-Type": "application/a/b+json"}),
     ("no content type", json.dumps(match_body()).encode(), {}),
 ]
 
@@ -115,6 +119,63 @@ def test_a_route_the_short_path_does_not_fit_is_left_to_fastapi(fastapi_calls):
     with TestClient(app) as c:
         assert c.post("/q?verbose=true", json=match_body()).status_code == 200
     assert fastapi_calls["/q"] == 1
+
+
+def test_a_dependency_added_where_the_router_is_included_still_runs(fastapi_calls):
+    audited: list[str] = []
+
+    async def echo(request: MatchRequest, http: Request) -> Response:
+        return Response(b"{}", status_code=201, media_type="application/json")
+
+    router = APIRouter()
+    router.add_api_route("/fast", echo, methods=["POST"], route_class_override=ValidBodyFastPath)
+    app = FastAPI()
+    app.include_router(router, dependencies=[Depends(lambda: audited.append("ran"))])
+    with TestClient(app) as c:
+        assert c.post("/fast", json=match_body()).status_code == 201
+    assert audited == ["ran"] and fastapi_calls["/fast"] == 1
+
+
+def test_an_embedded_body_is_left_to_fastapi(fastapi_calls):
+    """With `embed=True` FastAPI validates a wrapper object of its own: the short path stays out."""
+
+    async def embedded(request: Annotated[MatchRequest, Body(embed=True)], http: Request) -> Response:
+        return Response(request.model_dump_json(), status_code=201, media_type="application/json")
+
+    app = FastAPI()
+    app.router.add_api_route("/e", embedded, methods=["POST"], route_class_override=ValidBodyFastPath)
+    with TestClient(app) as c:
+        response = c.post("/e", json={"request": match_body()})
+    assert response.status_code == 201 and response.json()["profile"]["rd_level"] == "medium"
+    assert fastapi_calls["/e"] == 1
+
+
+def test_a_traced_request_is_left_to_fastapi(fastapi_calls, monkeypatch):
+    """Under OpenTelemetry FastAPI records each request's body and values: such requests take its path."""
+    app = _toy_app()
+    with TestClient(app) as c:
+        assert c.post("/fast", json=match_body()).status_code == 201
+        assert fastapi_calls["/fast"] == 0
+        monkeypatch.setattr("app.fast_route.get_telemetry_data", lambda: object())
+        assert c.post("/fast", json=match_body()).status_code == 201
+    assert fastapi_calls["/fast"] == 1
+
+
+def test_dependency_overrides_are_honoured(database_url, model_dir, fastapi_calls):
+    """An override of the key check (as a test of the app would set) is FastAPI's to apply."""
+    app = create_app(make_settings(database_url, model_dir))
+    with app.state.sessionmaker() as s, s.begin():
+        api_keys.create(s, name="portal", scopes=["read"])
+    try:
+        with TestClient(app, raise_server_exceptions=False) as c:
+            assert c.post("/v1/match", json=match_body()).status_code == 401
+            app.dependency_overrides[require_read] = lambda: None
+            assert c.post("/v1/match", json=match_body()).status_code == 201
+            assert fastapi_calls["/v1/match"] == 1
+    finally:
+        with app.state.sessionmaker() as s, s.begin():
+            s.query(ApiKey).delete()
+        app.state.engine.dispose()
 
 
 def test_match_takes_the_short_path_and_still_checks_keys_and_rate(database_url, model_dir, fastapi_calls):
