@@ -19,10 +19,8 @@ included; an embedded body; query, header, path or cookie parameters) never take
 
 from __future__ import annotations
 
-import email.message
 import inspect
 from collections.abc import Callable, Coroutine
-from functools import lru_cache
 from typing import Any
 
 import fastapi.routing
@@ -32,21 +30,8 @@ from fastapi.routing import APIRoute
 from fastapi.telemetry import get_telemetry_data
 from pydantic import BaseModel
 
+from app.middleware import read_as_json
 from app.security import ScopedKey
-
-
-@lru_cache(maxsize=64)  # callers send the same few values
-def read_as_json(content_type: str) -> bool:
-    """Whether FastAPI reads a body sent with this Content-Type as JSON: its own test (in
-    `fastapi.routing.get_request_handler`), for a route with a strict content type (the default)."""
-    if not content_type:
-        return False
-    message = email.message.Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )
 
 
 def _strict_content_type(route: Any) -> bool:

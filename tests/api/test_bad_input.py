@@ -331,7 +331,13 @@ def test_head_on_a_post_only_route_is_405(client):
 
 
 @pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/a/b+json",  # ends in +json, but FastAPI would not read it as JSON
+    ],
 )
 def test_a_body_that_is_not_json_is_415_naming_the_header(client, content_type):
     before = assessments_count(client)
