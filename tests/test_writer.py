@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, event, func, insert, select
+from sqlalchemy.exc import OperationalError
 
 from app.cli import migrate
 from app.db import make_engine
@@ -509,6 +510,136 @@ def test_on_postgresql_a_commit_that_waits_does_not_hold_up_the_next(database_ur
     assert stored_ids(engine, [blocked_row["id"], free_row["id"]]) == {blocked_row["id"], free_row["id"]}
     writer.close()
     engine.dispose()
+
+
+@contextmanager
+def inserts_sent(engine: Engine) -> Iterator[list[tuple[int, bool]]]:
+    """(rows in the statement's VALUES list, whether it went as an executemany) of each INSERT sent."""
+    sent: list[tuple[int, bool]] = []
+
+    def record(_conn, _cursor, statement, _parameters, _context, executemany) -> None:
+        if statement.startswith("INSERT INTO assessments"):
+            sent.append((statement.count("), (") + 1, executemany))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def stored_columns(engine: Engine, ids: list[str]) -> list[dict]:
+    """The rows of `ids`, in that order, without their ids."""
+    with engine.connect() as conn:
+        found = {
+            r.id: dict(r._mapping) for r in conn.execute(select(Assessment).where(Assessment.id.in_(ids)))
+        }
+    return [{k: v for k, v in found[i].items() if k != "id"} for i in ids]
+
+
+def varied_rows() -> list[dict]:
+    rows = [assessment_row() for _ in range(5)]
+    rows[1].update(country_iso3="KAZ", model_version="clf-1", data_version="wb-2026", method="hybrid")
+    rows[2].update(request={"profile": {"rd_intensity_pct": 0.25, "note": '생산중심형 \\ "%s"'}, "n": None})
+    rows[3].update(response='{"rationale":"연구중심형 % %s %(x)s \\u0000-free"}')
+    rows[4].update(weight_profile_version=2**31 - 1, recommended_model="composite")
+    return rows
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_commit_is_one_multi_row_insert_that_stores_what_sqlalchemy_stores(database_url):
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    ours, theirs = varied_rows(), varied_rows()
+    for mine, other in zip(ours, theirs, strict=True):
+        other.update({k: v for k, v in mine.items() if k != "id"})  # the same row under another id
+    with inserts_sent(engine) as sent:
+        writer.submit(ours).result(timeout=10)
+    assert sent == [(5, False)]  # one statement, five rows in its VALUES list
+    with engine.begin() as conn:
+        conn.execute(insert(Assessment.__table__), theirs)  # SQLAlchemy's own insert
+    assert stored_columns(engine, [r["id"] for r in ours]) == stored_columns(
+        engine, [r["id"] for r in theirs]
+    )
+    writer.close()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_large_or_incomplete_commit_goes_by_sqlalchemys_insert(database_url):
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    large = [assessment_row() for _ in range(writer_module.MULTIROW_MAX_ROWS + 1)]
+    incomplete = assessment_row()
+    del incomplete["created_at"]  # SQLAlchemy applies the column's default
+    with inserts_sent(engine) as sent:
+        writer.submit(large).result(timeout=10)
+        writer.submit([incomplete]).result(timeout=10)
+    assert [executemany for _, executemany in sent] == [True, False]
+    assert len(stored_ids(engine, [r["id"] for r in large])) == len(large)
+    assert stored_columns(engine, [incomplete["id"]])[0]["created_at"] is not None
+    writer.close()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_multi_row_insert_stores_all_of_its_rows_or_none(database_url):
+    """A row that breaks the statement (a duplicate id) fails its own request only: the group's
+    statement stores nothing, and the rows are committed one request at a time."""
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    taken = assessment_row()
+    writer.submit([taken]).result(timeout=10)
+    fine, duplicate = assessment_row(), {**assessment_row(), "id": taken["id"]}
+
+    async def together() -> list[BaseException | None]:
+        return await asyncio.gather(writer.write([fine]), writer.write([duplicate]), return_exceptions=True)
+
+    ok, failed = asyncio.run(together())
+    assert ok is None and failed is not None
+    assert stored_ids(engine, [fine["id"]]) == {fine["id"]}
+    writer.close()
+    engine.dispose()
+
+
+def terminate_other_backends(engine: Engine) -> int:
+    """Close every other server connection to the database, as a restart of the server would (waiting
+    up to 5 s for each to end)."""
+    with engine.connect() as conn:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_kept_connection_the_server_closed_is_replaced(database_url, monkeypatch):
+    """A writer thread keeps its connection between commits. Once it has been unused for
+    KEPT_IDLE_SECONDS it is checked (by the pool's ping) before the next commit; a commit that fails
+    on it gives it up, and the next commit is made on a new one."""
+    monkeypatch.setattr(writer_module, "POSTGRESQL_WRITER_THREADS", 1)
+    engine = make_engine(database_url)
+    checker = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    writer.submit([assessment_row()]).result(timeout=10)
+
+    monkeypatch.setattr(writer_module, "KEPT_IDLE_SECONDS", 0.0)  # unused long enough: checked first
+    assert terminate_other_backends(checker) >= 1
+    after_idle = assessment_row()
+    writer.submit([after_idle]).result(timeout=10)
+
+    monkeypatch.setattr(writer_module, "KEPT_IDLE_SECONDS", 3600.0)  # in use: not checked
+    assert terminate_other_backends(checker) >= 1
+    with pytest.raises(OperationalError):
+        writer.submit([assessment_row()]).result(timeout=10)
+    recovered = assessment_row()
+    writer.submit([recovered]).result(timeout=10)
+    assert stored_ids(checker, [after_idle["id"], recovered["id"]]) == {after_idle["id"], recovered["id"]}
+    writer.close()
+    engine.dispose()
+    checker.dispose()
 
 
 def test_a_write_that_cannot_take_the_lock_in_time_is_503_and_never_stored(tmp_path):
