@@ -566,6 +566,17 @@ def test_on_postgresql_a_commit_is_one_multi_row_insert_that_stores_what_sqlalch
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_the_services_matches_are_stored_by_one_statement_each(settings):
+    """The rows a match makes have every column, so they take the one-statement path."""
+    app = create_app(settings)
+    with TestClient(app) as c, inserts_sent(app.state.engine) as sent:
+        for rd_level in ("low", "high"):
+            assert c.post("/v1/match", json=match_body(rd_level=rd_level)).status_code == 201
+    assert sent == [(1, False), (1, False)]
+    app.state.engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_on_postgresql_a_large_or_incomplete_commit_goes_by_sqlalchemys_insert(database_url):
     engine = make_engine(database_url)
     writer = AssessmentWriter(engine)
