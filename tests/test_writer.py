@@ -513,13 +513,16 @@ def test_on_postgresql_a_commit_that_waits_does_not_hold_up_the_next(database_ur
 
 
 @contextmanager
-def inserts_sent(engine: Engine) -> Iterator[list[tuple[int, bool]]]:
-    """(rows in the statement's VALUES list, whether it went as an executemany) of each INSERT sent."""
-    sent: list[tuple[int, bool]] = []
+def inserts_sent(engine: Engine) -> Iterator[list[tuple[str, int]]]:
+    """How each INSERT was sent: ("multirow", rows in its VALUES list) for `MultiRowInsert`'s own
+    statement (positional parameters), ("execute" or "executemany", 1) for SQLAlchemy's insert
+    (named parameters)."""
+    sent: list[tuple[str, int]] = []
 
     def record(_conn, _cursor, statement, _parameters, _context, executemany) -> None:
         if statement.startswith("INSERT INTO assessments"):
-            sent.append((statement.count("), (") + 1, executemany))
+            how = "executemany" if executemany else "execute" if "%(" in statement else "multirow"
+            sent.append((how, statement.count("), (") + 1))
 
     event.listen(engine, "before_cursor_execute", record)
     try:
@@ -555,7 +558,7 @@ def test_on_postgresql_a_commit_is_one_multi_row_insert_that_stores_what_sqlalch
         other.update({k: v for k, v in mine.items() if k != "id"})  # the same row under another id
     with inserts_sent(engine) as sent:
         writer.submit(ours).result(timeout=10)
-    assert sent == [(5, False)]  # one statement, five rows in its VALUES list
+    assert sent == [("multirow", 5)]  # one statement, five rows in its VALUES list
     with engine.begin() as conn:
         conn.execute(insert(Assessment.__table__), theirs)  # SQLAlchemy's own insert
     assert stored_columns(engine, [r["id"] for r in ours]) == stored_columns(
@@ -572,7 +575,7 @@ def test_on_postgresql_the_services_matches_are_stored_by_one_statement_each(set
     with TestClient(app) as c, inserts_sent(app.state.engine) as sent:
         for rd_level in ("low", "high"):
             assert c.post("/v1/match", json=match_body(rd_level=rd_level)).status_code == 201
-    assert sent == [(1, False), (1, False)]
+    assert sent == [("multirow", 1), ("multirow", 1)]
     app.state.engine.dispose()
 
 
@@ -586,7 +589,7 @@ def test_on_postgresql_a_large_or_incomplete_commit_goes_by_sqlalchemys_insert(d
     with inserts_sent(engine) as sent:
         writer.submit(large).result(timeout=10)
         writer.submit([incomplete]).result(timeout=10)
-    assert [executemany for _, executemany in sent] == [True, False]
+    assert sent == [("executemany", 1), ("execute", 1)]
     assert len(stored_ids(engine, [r["id"] for r in large])) == len(large)
     assert stored_columns(engine, [incomplete["id"]])[0]["created_at"] is not None
     writer.close()
