@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -531,21 +532,29 @@ def inserts_sent(engine: Engine) -> Iterator[list[tuple[str, int]]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def stored_columns(engine: Engine, ids: list[str]) -> list[dict]:
-    """The rows of `ids`, in that order, without their ids."""
+def stored_text(engine: Engine, ids: list[str]) -> list[str]:
+    """PostgreSQL: the rows of `ids`, in that order, each as the server's JSON text of every column
+    but the id (times and JSON as stored, the response verbatim)."""
     with engine.connect() as conn:
-        found = {
-            r.id: dict(r._mapping) for r in conn.execute(select(Assessment).where(Assessment.id.in_(ids)))
-        }
-    return [{k: v for k, v in found[i].items() if k != "id"} for i in ids]
+        found = dict(
+            conn.exec_driver_sql(
+                "SELECT a.id, (to_jsonb(a) - 'id')::text FROM assessments a WHERE a.id = ANY(%s)", (ids,)
+            ).all()
+        )
+    return [found[i] for i in ids]
 
 
 def varied_rows() -> list[dict]:
-    rows = [assessment_row() for _ in range(5)]
+    rows = [assessment_row() for _ in range(6)]
     rows[1].update(country_iso3="KAZ", model_version="clf-1", data_version="wb-2026", method="hybrid")
     rows[2].update(request={"profile": {"rd_intensity_pct": 0.25, "note": '생산중심형 \\ "%s"'}, "n": None})
     rows[3].update(response='{"rationale":"연구중심형 % %s %(x)s \\u0000-free"}')
     rows[4].update(weight_profile_version=2**31 - 1, recommended_model="composite")
+    rows[5].update(
+        created_at=datetime(2026, 12, 6, 9, 30, 0, 123456, tzinfo=timezone(timedelta(hours=9))),
+        response={"given": "as a dict", "n": [1, 2.5, None]},  # encoded by the column's type
+        request=["a", "list"],
+    )
     return rows
 
 
@@ -558,13 +567,17 @@ def test_on_postgresql_a_commit_is_one_multi_row_insert_that_stores_what_sqlalch
         other.update({k: v for k, v in mine.items() if k != "id"})  # the same row under another id
     with inserts_sent(engine) as sent:
         writer.submit(ours).result(timeout=10)
-    assert sent == [("multirow", 5)]  # one statement, five rows in its VALUES list
+    assert sent == [("multirow", len(ours))]  # one statement, every row in its VALUES list
     with engine.begin() as conn:
         conn.execute(insert(Assessment.__table__), theirs)  # SQLAlchemy's own insert
-    assert stored_columns(engine, [r["id"] for r in ours]) == stored_columns(
-        engine, [r["id"] for r in theirs]
-    )
+    assert stored_text(engine, [r["id"] for r in ours]) == stored_text(engine, [r["id"] for r in theirs])
+
+    naive = {**assessment_row(), "created_at": datetime(2026, 12, 6, 9, 30)}  # refused, as SQLAlchemy does
+    with pytest.raises(Exception, match="naive datetime"):
+        writer.submit([naive]).result(timeout=10)
+    assert stored_ids(engine, [naive["id"]]) == set()
     writer.close()
+    assert engine.pool.checkedout() == 0  # the writer threads gave their connections back
     engine.dispose()
 
 
@@ -591,7 +604,8 @@ def test_on_postgresql_a_large_or_incomplete_commit_goes_by_sqlalchemys_insert(d
         writer.submit([incomplete]).result(timeout=10)
     assert sent == [("executemany", 1), ("execute", 1)]
     assert len(stored_ids(engine, [r["id"] for r in large])) == len(large)
-    assert stored_columns(engine, [incomplete["id"]])[0]["created_at"] is not None
+    with engine.connect() as conn:
+        assert conn.scalar(select(Assessment.created_at).where(Assessment.id == incomplete["id"])) is not None
     writer.close()
     engine.dispose()
 
@@ -609,8 +623,10 @@ def test_on_postgresql_a_multi_row_insert_stores_all_of_its_rows_or_none(databas
     async def together() -> list[BaseException | None]:
         return await asyncio.gather(writer.write([fine]), writer.write([duplicate]), return_exceptions=True)
 
-    ok, failed = asyncio.run(together())
+    with inserts_sent(engine) as sent:
+        ok, failed = asyncio.run(together())
     assert ok is None and failed is not None
+    assert ("multirow", 2) in sent  # the group's statement, which failed as a whole
     assert stored_ids(engine, [fine["id"]]) == {fine["id"]}
     writer.close()
     engine.dispose()
@@ -629,28 +645,46 @@ def terminate_other_backends(engine: Engine) -> int:
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_on_postgresql_a_kept_connection_the_server_closed_is_replaced(database_url, monkeypatch):
-    """A writer thread keeps its connection between commits. Once it has been unused for
-    KEPT_IDLE_SECONDS it is checked (by the pool's ping) before the next commit; a commit that fails
-    on it gives it up, and the next commit is made on a new one."""
+def test_on_postgresql_an_idle_writer_gives_its_connection_back(database_url, monkeypatch):
+    """A writer thread keeps its connection between commits, and gives it back to the pool once it
+    has been idle for KEPT_IDLE_SECONDS; the next commit checks out one that the pool's ping has
+    checked, so a server restart meanwhile costs nothing."""
     monkeypatch.setattr(writer_module, "POSTGRESQL_WRITER_THREADS", 1)
+    monkeypatch.setattr(writer_module, "KEPT_IDLE_SECONDS", 0.2)
     engine = make_engine(database_url)
     checker = make_engine(database_url)
     writer = AssessmentWriter(engine)
     writer.submit([assessment_row()]).result(timeout=10)
+    assert wait_for(lambda: engine.pool.checkedout() == 0, seconds=5)
+    assert terminate_other_backends(checker) >= 1  # the pool's idle connection
+    after_restart = assessment_row()
+    writer.submit([after_restart]).result(timeout=10)
+    assert stored_ids(checker, [after_restart["id"]]) == {after_restart["id"]}
+    writer.close()
+    engine.dispose()
+    checker.dispose()
 
-    monkeypatch.setattr(writer_module, "KEPT_IDLE_SECONDS", 0.0)  # unused long enough: checked first
-    assert terminate_other_backends(checker) >= 1
-    after_idle = assessment_row()
-    writer.submit([after_idle]).result(timeout=10)
 
-    monkeypatch.setattr(writer_module, "KEPT_IDLE_SECONDS", 3600.0)  # in use: not checked
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_kept_connection_the_server_closed_fails_one_commit_then_is_replaced(
+    database_url, monkeypatch
+):
+    """A connection in use is not pinged: the commit made on it after a restart fails (503 upstream,
+    nothing stored), it is given up, and the next commit is made on a new one."""
+    monkeypatch.setattr(writer_module, "POSTGRESQL_WRITER_THREADS", 1)
+    monkeypatch.setattr(writer_module, "KEPT_IDLE_SECONDS", 3600.0)
+    engine = make_engine(database_url)
+    checker = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    writer.submit([assessment_row()]).result(timeout=10)
+    assert engine.pool.checkedout() == 1  # kept by the writer thread
     assert terminate_other_backends(checker) >= 1
+    lost = assessment_row()
     with pytest.raises(OperationalError):
-        writer.submit([assessment_row()]).result(timeout=10)
+        writer.submit([lost]).result(timeout=10)
     recovered = assessment_row()
     writer.submit([recovered]).result(timeout=10)
-    assert stored_ids(checker, [after_idle["id"], recovered["id"]]) == {after_idle["id"], recovered["id"]}
+    assert stored_ids(checker, [lost["id"], recovered["id"]]) == {recovered["id"]}
     writer.close()
     engine.dispose()
     checker.dispose()

@@ -29,9 +29,12 @@ load; with these rules it was 8.6-12 ms. Nothing is lost either way: the log is 
 
 On PostgreSQL a commit of up to MULTIROW_MAX_ROWS rows is one INSERT with a VALUES list per row, on
 a connection each writer thread keeps in autocommit mode (`MultiRowInsert`): one statement and one
-round trip, where SQLAlchemy's executemany took a pool checkout with its ping, an INSERT a row and a
-COMMIT. One statement is one transaction, so its rows are stored all together or not at all, as
-before.
+round trip, where SQLAlchemy's insert took a pool checkout with its ping, an INSERT a row (psycopg's
+executemany) and a COMMIT. One statement is one transaction, so its rows are stored all together or
+not at all, as before. The price: a connection used within the last KEPT_IDLE_SECONDS is not pinged,
+so after a restart of the server the next commit of each writer thread fails (503, nothing stored)
+and gives its connection up; the one after it is made on a new connection. Retrying is not safe: a
+commit that failed on its way back may have been stored.
 """
 
 from __future__ import annotations
@@ -85,8 +88,9 @@ WRITE_WAIT_SECONDS = 30.0
 # ones (batch requests) as SQLAlchemy's executemany in a transaction. (12 columns a row: 1,200
 # parameters at most, far below PostgreSQL's 65,535.)
 MULTIROW_MAX_ROWS = 100
-# A kept connection unused this long is given back to the pool and another checked out, whose ping
-# finds a connection the server closed meanwhile (a restart) before an INSERT fails on it.
+# A kept connection unused this long is given back to the pool (by its idle writer thread, or at its
+# next use); the next commit checks out another, whose ping finds a connection the server closed
+# meanwhile (a restart) before an INSERT fails on it.
 KEPT_IDLE_SECONDS = 1.0
 
 
@@ -112,7 +116,7 @@ def _give_up(pending: _Pending) -> None:
 def _fail(done: Future[None], exc: BaseException) -> None:
     """From a writer thread: fail rows that were not committed, taken up or not yet (the lock could
     not be had). Rows whose request gave up or went away meanwhile stay cancelled: a pending future
-    is claimed first, atomically, as `_run` does."""
+    is claimed first, atomically, as `_take_and_commit` does."""
     if not done.done() and (done.running() or done.set_running_or_notify_cancel()):
         done.set_exception(exc)
 
@@ -266,7 +270,11 @@ class AssessmentWriter:
     def _take_and_commit(self) -> None:
         stopping = False
         while not stopping:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=KEPT_IDLE_SECONDS if self._multirow is not None else None)
+            except queue.Empty:  # idle: the kept connection goes back to the pool meanwhile
+                cast(MultiRowInsert, self._multirow).release()
+                first = self._queue.get()
             if first is None:
                 return
             batch = list(first)
@@ -320,7 +328,7 @@ class AssessmentWriter:
             return
         if self._multirow is not None and self._multirow.insert(rows):
             return
-        with self._engine.connect() as connection:  # under the writers' lock (`_run`)
+        with self._engine.connect() as connection:  # under the writers' lock (`_take_and_commit`)
             connection.execute(insert(ASSESSMENTS), rows)
             connection.commit()
         if self._checkpointer is not None:
@@ -347,9 +355,12 @@ class MultiRowInsert:
     kept by each writer thread in autocommit mode.
 
     The statement's text is built once for each number of rows; the values go through the columns'
-    own bind processing (the JSONB request, the UTC time), as SQLAlchemy's insert would. The kept
-    connection is given up after any error, and after KEPT_IDLE_SECONDS unused, so the next insert
-    checks out one that the pool has pinged.
+    own bind processing (the JSONB request, the UTC time, the response text), as with SQLAlchemy's
+    insert. Unlike SQLAlchemy's statement, this one casts no parameter to its column's type, so
+    PostgreSQL converts each value by its column; the rows the service makes hold values of those
+    types (the tests compare the stored text of both). The kept connection is given up after any
+    error, and after KEPT_IDLE_SECONDS unused, so the next insert checks out one that the pool has
+    pinged.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -369,7 +380,8 @@ class MultiRowInsert:
 
     def insert(self, rows: list[dict[str, Any]]) -> bool:
         """Insert and commit `rows` in one statement; False, with nothing done, when there are too
-        many of them or one lacks a column (a column's default is SQLAlchemy's to apply)."""
+        many of them or one's keys are not exactly the table's columns (a missing column's default
+        is SQLAlchemy's to apply)."""
         if len(rows) > MULTIROW_MAX_ROWS or any(row.keys() != self._names for row in rows):
             return False
         params = []
