@@ -37,8 +37,9 @@ class JSONText(TypeDecorator[object]):
 
     For documents written once and returned verbatim (an assessment's response): the database
     does not parse them on write (JSONB's parse was most of an insert's cost on PostgreSQL), and
-    the stored bytes can be sent back as they are. Binds already-encoded text as it is, or encodes
-    any other JSON value; reads back the parsed value.
+    the stored bytes can be sent back as they are. Binds already-encoded text as it is (a str, or
+    UTF-8 bytes, which are decoded; the PostgreSQL writer sends such bytes unchanged instead), or
+    encodes any other JSON value; reads back the parsed value.
     """
 
     impl = Text
@@ -47,6 +48,8 @@ class JSONText(TypeDecorator[object]):
     def process_bind_param(self, value, dialect):
         if value is None or isinstance(value, str):
             return value
+        if isinstance(value, bytes):
+            return value.decode()
         return orjson.dumps(value).decode()
 
     def process_result_value(self, value, dialect):

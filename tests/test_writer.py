@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, insert, select
@@ -66,6 +67,33 @@ def test_rows_are_committed_when_write_returns(database_url):
     engine.dispose()
 
 
+def test_a_response_given_as_utf8_bytes_is_stored_as_that_text(database_url):
+    """The service's rows hold each answer as the UTF-8 bytes it sends; the column is text, on both
+    backends, and reads back as the same JSON. Bytes that are not UTF-8 fail their commit alone."""
+    engine = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    text = '{"rationale_ko":"병원중심형 \\\\ \\"%s\\" 1위","score":0.5}'
+    good, bad, other = assessment_row(), assessment_row(), assessment_row()
+    good["response"] = text.encode()
+    bad["response"] = b'{"x":"\xff\xfe"}'
+    writer.submit([good]).result(timeout=10)
+    with pytest.raises(Exception):  # noqa: B017 - SQLite's UnicodeDecodeError, PostgreSQL's DataError
+        writer.submit([bad]).result(timeout=10)
+    writer.submit([other]).result(timeout=10)
+    column_type = "typeof(response)" if engine.dialect.name == "sqlite" else "pg_typeof(response)::text"
+    with engine.connect() as conn:
+        stored = conn.exec_driver_sql(
+            f"SELECT response, {column_type} FROM assessments WHERE id = '{good['id']}'"
+        ).one()
+        assert tuple(stored) == (text, "text")
+        assert conn.scalar(select(Assessment.response).where(Assessment.id == good["id"])) == orjson.loads(
+            text
+        )
+    assert stored_ids(engine, [bad["id"], other["id"]]) == {other["id"]}
+    writer.close()
+    engine.dispose()
+
+
 def test_a_commit_wakes_its_event_loop_once(database_url):
     """The writes of one loop turn go out as one group and are committed together; the writer thread
     then wakes the loop once for all of them, not once per write."""
@@ -106,7 +134,7 @@ def test_a_cancelled_write_is_dropped_and_the_writer_goes_on(database_url, monke
         real_insert(rows)
 
     monkeypatch.setattr(writer, "_insert", held_insert)
-    # A first write for each of the writer's threads (two on PostgreSQL), each in a turn of its own;
+    # A first write for each of the writer's threads (one unless configured otherwise), each in a turn of its own;
     # once every thread holds one, the next writes stay queued.
     firsts = [assessment_row() for _ in range(writer._thread_count)]
     cancelled, third, after = (assessment_row() for _ in range(3))
@@ -489,9 +517,10 @@ def test_a_writer_thread_that_failed_to_start_is_started_on_the_next_write(datab
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
-def test_on_postgresql_a_commit_that_waits_does_not_hold_up_the_next(database_url):
-    """PostgreSQL gets two writer threads: while one commit waits (here on a row lock; under load,
-    on the server's log flush), the next group of rows is committed by the other."""
+def test_on_postgresql_two_writer_threads_commit_while_one_waits(database_url, monkeypatch):
+    """With POSTGRESQL_WRITER_THREADS at 2, while one commit waits (here on a row lock; under load, on
+    the server's log flush), the next group of rows is committed by the other thread."""
+    monkeypatch.setattr(writer_module, "POSTGRESQL_WRITER_THREADS", 2)
     engine = make_engine(database_url)
     writer = AssessmentWriter(engine)
     blocked_row, free_row = assessment_row(), assessment_row()
@@ -545,7 +574,7 @@ def stored_text(engine: Engine, ids: list[str]) -> list[str]:
 
 
 def varied_rows() -> list[dict]:
-    rows = [assessment_row() for _ in range(6)]
+    rows = [assessment_row() for _ in range(7)]
     rows[1].update(country_iso3="KAZ", model_version="clf-1", data_version="wb-2026", method="hybrid")
     rows[2].update(request={"profile": {"rd_intensity_pct": 0.25, "note": '생산중심형 \\ "%s"'}, "n": None})
     rows[3].update(response='{"rationale":"연구중심형 % %s %(x)s \\u0000-free"}')
@@ -555,6 +584,7 @@ def varied_rows() -> list[dict]:
         response={"given": "as a dict", "n": [1, 2.5, None]},  # encoded by the column's type
         request=["a", "list"],
     )
+    rows[6].update(response='{"rationale_ko":"복합형 % %s 1위"}'.encode())  # as the service's rows hold it
     return rows
 
 

@@ -1,11 +1,13 @@
-"""Group commit for assessments: a writer thread a process (two on PostgreSQL) writes the rows of
-concurrent matches together.
+"""Group commit for assessments: a writer thread a process writes the rows of concurrent matches
+together.
 
 A match is answered only after its row is committed, so an id a caller receives is durable. Under
 load many matches wait at the same moment; the writer takes every row queued by then and commits
 them in one transaction, so sixteen concurrent matches cost one commit instead of sixteen (and, on
 SQLite, one turn of the single-writer lock instead of sixteen waits in its sleeping busy handler).
-On PostgreSQL a second thread commits what came in while the first waits for the server's log flush.
+On PostgreSQL too, one thread: the matches that come while a commit waits for the server's log flush
+go together in the next. (Two threads, one committing while the other waits, made smaller commits and
+about 6 % fewer distinct matches a second; bench/RESULTS.md.)
 
 On SQLite the writers of several processes (uvicorn workers) also queue on an exclusive `flock` of
 a file beside the database, which blocks and wakes in order instead of polling with back-off. That
@@ -60,19 +62,20 @@ from sqlalchemy.exc import OperationalError
 from app.db import is_sqlite_file
 from app.errors import ServiceUnavailable
 from models import Assessment
+from models.base import JSONText
 
 log = logging.getLogger("clustermatch.writer")
 
 ASSESSMENTS = cast(Table, Assessment.__table__)
 MAX_ROWS_PER_COMMIT = 2000  # a full batch request (1,000 items) plus whatever single matches wait
-# PostgreSQL: writer threads a process. A commit waits for the server's log flush (an fsync), and
-# with one thread, matches that came meanwhile waited for that one before theirs could start; with
-# two, one commits while the other flushes (PostgreSQL flushes concurrent commits together). SQLite
-# has one writer at a time, so one thread.
-POSTGRESQL_WRITER_THREADS = 2
-# SQLite: a checkpoint follows every this many characters of answers a process commits (~4 MB, about
+# PostgreSQL: writer threads a process. With two, one commits while the other waits for the server's
+# log flush (an fsync); but commits are then smaller, and on two cores under load, one thread answered
+# about 6 % more distinct matches a second at the same p99 (bench/RESULTS.md). SQLite has one writer
+# at a time, so one thread.
+POSTGRESQL_WRITER_THREADS = 1
+# SQLite: a checkpoint follows every this many bytes of answers a process commits (~4 MB, about
 # SQLite's own 1,000 log pages, ~400 matches).
-CHECKPOINT_AFTER_CHARS = 4_000_000
+CHECKPOINT_AFTER_BYTES = 4_000_000
 # A checkpoint's passes without the writers' lock go on while a pass finds at least this many log
 # frames appended since the one before (~256 KB of 4 KB pages), up to UNLOCKED_PASSES.
 FEW_FRAMES = 64
@@ -164,7 +167,7 @@ class AssessmentWriter:
         self._wait_seconds = wait_seconds
         self._lock_path = sqlite_lock_path(engine)
         self._checkpointer = Checkpointer(engine, self._exclusive) if self._lock_path else None
-        self._unchecked_chars = 0  # of answers committed since the last checkpoint was asked for
+        self._unchecked_bytes = 0  # of answers committed since the last checkpoint was asked for
         # Queued together: the writes of one event-loop turn, or one `submit`.
         self._queue: queue.SimpleQueue[list[_Pending] | None] = queue.SimpleQueue()
         self._thread_count = 1 if engine.dialect.name == "sqlite" else POSTGRESQL_WRITER_THREADS
@@ -332,9 +335,9 @@ class AssessmentWriter:
             connection.execute(insert(ASSESSMENTS), rows)
             connection.commit()
         if self._checkpointer is not None:
-            self._unchecked_chars += sum(len(r["response"]) for r in rows)
-            if self._unchecked_chars >= CHECKPOINT_AFTER_CHARS:
-                self._unchecked_chars = 0
+            self._unchecked_bytes += sum(len(r["response"]) for r in rows)  # str or UTF-8 bytes: near enough
+            if self._unchecked_bytes >= CHECKPOINT_AFTER_BYTES:
+                self._unchecked_bytes = 0
                 self._checkpointer.request()
 
     @contextmanager
@@ -355,12 +358,14 @@ class MultiRowInsert:
     kept by each writer thread in autocommit mode.
 
     The statement's text is built once for each number of rows; the values go through the columns'
-    own bind processing (the JSONB request, the UTC time, the response text), as with SQLAlchemy's
-    insert. Unlike SQLAlchemy's statement, this one casts no parameter to its column's type, so
-    PostgreSQL converts each value by its column; the rows the service makes hold values of those
-    types (the tests compare the stored text of both). The kept connection is given up after any
-    error, and after KEPT_IDLE_SECONDS unused, so the next insert checks out one that the pool has
-    pinged.
+    own bind processing (the JSONB request, the UTC time), as with SQLAlchemy's insert. Unlike
+    SQLAlchemy's statement, this one casts no parameter to its column's type, so PostgreSQL converts
+    each value by its column; the rows the service makes hold values of those types (the tests
+    compare the stored text of both). A `JSONText` column (the response) is sent as UTF-8 bytes and
+    stored as text by `convert_from`, which also checks the encoding: the service's rows hold the
+    bytes of the answer already, so the ~9 KB of JSON is neither decoded nor encoded again. The kept
+    connection is given up after any error, and after KEPT_IDLE_SECONDS unused, so the next insert
+    checks out one that the pool has pinged.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -368,13 +373,17 @@ class MultiRowInsert:
         dialect = engine.dialect
         columns = list(ASSESSMENTS.columns)
         self._names = frozenset(c.name for c in columns)
-        self._columns = [(c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in columns]
+        self._columns = [
+            (c.name, c.type.dialect_impl(dialect).bind_processor(dialect), isinstance(c.type, JSONText))
+            for c in columns
+        ]
         quote = dialect.identifier_preparer
         self._head = (
             f"INSERT INTO {quote.format_table(ASSESSMENTS)} "
             f"({', '.join(quote.format_column(c) for c in columns)}) VALUES "
         )
-        self._one_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        placeholders = ["convert_from(%s, 'UTF8')" if utf8 else "%s" for _, _, utf8 in self._columns]
+        self._one_row = "(" + ", ".join(placeholders) + ")"
         self._statements: dict[int, str] = {}
         self._local = threading.local()  # this thread's (connection, monotonic time of its last use)
 
@@ -386,9 +395,14 @@ class MultiRowInsert:
             return False
         params = []
         for row in rows:
-            for name, process in self._columns:
+            for name, process, utf8 in self._columns:
                 value = row[name]
-                params.append(value if process is None else process(value))
+                if utf8:  # sent as UTF-8 bytes (bytea); the statement's convert_from makes it text
+                    if not isinstance(value, bytes) and value is not None:
+                        value = cast(str, process(value) if process is not None else value).encode()
+                    params.append(value)
+                else:
+                    params.append(value if process is None else process(value))
         statement = self._statements.get(len(rows))
         if statement is None:
             statement = self._head + ", ".join([self._one_row] * len(rows))
