@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -105,6 +106,16 @@ def test_batch_keeps_order_and_isolates_a_bad_item(client):
     assert results[1]["errors"][0]["loc"][:5] == ["body", "items", "1", "profile", "innovation_stage"]
     assert results[2]["recommended_model"] == "composite"
     assert count_assessments(client) == before + 2
+
+
+def test_the_batch_body_joins_stored_answers_and_errors_in_order():
+    stored = [b'{"assessment_id":"a","rationale_ko":"\xeb\xb3\x91\xec\x9b\x90"}', b'{"assessment_id":"b"}']
+    error = {"index": 1, "status": 422}
+    assert orjson.loads(matching.batch_json([])) == {"results": []}
+    assert orjson.loads(matching.batch_json([stored[0]])) == {"results": [orjson.loads(stored[0])]}
+    assert matching.batch_json([stored[0], error, stored[1]]) == (
+        b'{"results":[' + stored[0] + b',{"index":1,"status":422},' + stored[1] + b"]}"
+    )
 
 
 def test_a_batch_item_that_cannot_be_scored_first_leaves_the_others_scored(client):
