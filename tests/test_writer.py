@@ -17,7 +17,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, insert, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.cli import migrate
 from app.db import make_engine
@@ -649,7 +649,7 @@ def test_on_postgresql_a_large_commit_that_fails_in_its_last_statement_stores_no
     writer.submit([taken]).result(timeout=10)
     large = [assessment_row() for _ in range(2 * writer_module.MULTIROW_MAX_ROWS + 5)]
     large[-1]["id"] = taken["id"]  # a duplicate in the third statement, after two went through
-    with pytest.raises(Exception, match="duplicate key"):
+    with pytest.raises(IntegrityError, match="duplicate key"):  # SQLAlchemy's, as for one statement
         writer.submit(large).result(timeout=10)
     assert stored_ids(engine, [r["id"] for r in large[:-1]]) == set()
     after = assessment_row()
@@ -750,6 +750,30 @@ def test_on_postgresql_a_kept_connection_the_server_closed_fails_one_commit_then
     writer.submit([recovered]).result(timeout=10)
     assert stored_ids(checker, [lost["id"], recovered["id"]]) == {recovered["id"]}
     writer.close()
+    engine.dispose()
+    checker.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_large_commit_on_a_connection_the_server_closed_fails_as_operational(
+    database_url, monkeypatch
+):
+    """The pipelined path raises SQLAlchemy's OperationalError (503 upstream) for a lost server, as
+    one statement does, stores nothing, and the next large commit is made on a new connection."""
+    monkeypatch.setattr(writer_module, "KEPT_IDLE_SECONDS", 3600.0)
+    engine = make_engine(database_url)
+    checker = make_engine(database_url)
+    writer = AssessmentWriter(engine)
+    writer.submit([assessment_row()]).result(timeout=10)
+    assert terminate_other_backends(checker) >= 1
+    lost = [assessment_row() for _ in range(writer_module.MULTIROW_MAX_ROWS + 50)]
+    with pytest.raises(OperationalError):
+        writer.submit(lost).result(timeout=10)
+    recovered = [assessment_row() for _ in range(writer_module.MULTIROW_MAX_ROWS + 50)]
+    writer.submit(recovered).result(timeout=10)
+    assert stored_ids(checker, [r["id"] for r in lost + recovered]) == {r["id"] for r in recovered}
+    writer.close()
+    assert engine.pool.checkedout() == 0
     engine.dispose()
     checker.dispose()
 

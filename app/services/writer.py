@@ -6,8 +6,8 @@ load many matches wait at the same moment; the writer takes every row queued by 
 them in one transaction, so sixteen concurrent matches cost one commit instead of sixteen (and, on
 SQLite, one turn of the single-writer lock instead of sixteen waits in its sleeping busy handler).
 On PostgreSQL too, one thread: the matches that come while a commit waits for the server's log flush
-go together in the next. (Two threads, one committing while the other waits, made smaller commits and
-about 6 % fewer distinct matches a second; bench/RESULTS.md.)
+go together in the next. (With two threads, one committing while the other waits, a median of 6 %
+fewer distinct matches a second in 8 runs each, though the ranges overlapped; bench/RESULTS.md.)
 
 On SQLite the writers of several processes (uvicorn workers) also queue on an exclusive `flock` of
 a file beside the database, which blocks and wakes in order instead of polling with back-off. That
@@ -60,7 +60,7 @@ from typing import Any, cast
 
 import psycopg
 from sqlalchemy import Connection, Engine, Table, insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.db import is_sqlite_file
 from app.errors import ServiceUnavailable
@@ -72,9 +72,9 @@ log = logging.getLogger("clustermatch.writer")
 ASSESSMENTS = cast(Table, Assessment.__table__)
 MAX_ROWS_PER_COMMIT = 2000  # a full batch request (1,000 items) plus whatever single matches wait
 # PostgreSQL: writer threads a process. With two, one commits while the other waits for the server's
-# log flush (an fsync); but commits are then smaller, and on two cores under load, one thread answered
-# about 6 % more distinct matches a second at the same p99 (bench/RESULTS.md). SQLite has one writer
-# at a time, so one thread.
+# log flush (an fsync). On two cores under load, one thread gave a median of 6 % more distinct
+# matches a second in 8 runs each (the ranges overlap), p99 13.7 ms against 15.2 (bench/RESULTS.md).
+# SQLite has one writer at a time, so one thread.
 POSTGRESQL_WRITER_THREADS = 1
 # SQLite: a checkpoint follows every this many bytes of answers a process commits (~4 MB, about
 # SQLite's own 1,000 log pages, ~400 matches).
@@ -408,17 +408,32 @@ class MultiRowInsert:
             if len(statements) == 1:
                 connection.exec_driver_sql(*statements[0])
             else:
-                # psycopg's own connection, in autocommit mode: transaction() opens and ends one
-                driver = cast(psycopg.Connection[Any], connection.connection.driver_connection)
-                with driver.pipeline(), driver.transaction():
-                    cursor = driver.cursor()
-                    for statement, params in statements:
-                        cursor.execute(statement, params)
+                self._pipelined(connection, statements)
         except BaseException:
             self.release()
             raise
         self._local.kept = (connection, time.monotonic())
         return True
+
+    def _pipelined(self, connection: Connection, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """The statements in one transaction, in psycopg's pipeline mode, on psycopg's own connection
+        (in autocommit mode: `transaction()` opens and ends one)."""
+        driver = cast(psycopg.Connection[Any], connection.connection.driver_connection)
+        try:
+            with driver.pipeline(), driver.transaction():
+                cursor = driver.cursor()
+                for statement, params in statements:
+                    cursor.execute(statement, params)
+        except psycopg.Error as exc:
+            # psycopg's own errors are made SQLAlchemy's, as exec_driver_sql's are, so that a lost or
+            # timed-out server answers 503 as for any other commit; and a connection the server
+            # closed is marked so, so that the pool discards it rather than try to reset it.
+            lost = driver.closed or driver.broken
+            if lost:
+                connection.invalidate()
+            raise DBAPIError.instance(
+                statements[-1][0], None, exc, psycopg.Error, True, lost, self._engine.dialect
+            ) from exc
 
     def _statement(self, count: int) -> str:
         statement = self._statements.get(count)

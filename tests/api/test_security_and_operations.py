@@ -240,13 +240,19 @@ def test_a_statement_stuck_on_a_lock_is_cancelled_with_503_and_the_service_recov
             # From a thread with a deadline: without the timeout these would wait for good.
             write = pool.submit(c.post, "/v1/match", json=match_body()).result(timeout=10)
             read = pool.submit(c.get, read_path).result(timeout=10)
+            # More than 100 rows: several statements in one pipelined transaction (app/services/writer.py).
+            batch = pool.submit(c.post, "/v1/match/batch", json={"items": [match_body()] * 150}).result(
+                timeout=10
+            )
         finally:
             locker.rollback()
             locker.close()
-        for response in (write, read):
+        for response in (write, read, batch):
             assert_503_problem(response)
         assert c.post("/v1/match", json=match_body()).status_code == 201
         assert c.get(read_path).status_code == 200
+        after = c.post("/v1/match/batch", json={"items": [match_body()] * 150})
+        assert after.status_code == 200 and len(after.json()["results"]) == 150
     app.state.engine.dispose()
 
 
