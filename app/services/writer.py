@@ -34,11 +34,12 @@ a connection each writer thread keeps in autocommit mode (`MultiRowInsert`): one
 round trip, where SQLAlchemy's insert took a pool checkout with its ping, an INSERT a row (psycopg's
 executemany) and a COMMIT. One statement is one transaction, so its rows are stored all together or
 not at all, as before. A larger commit (a batch request's 1,000 rows) is one such statement every
-MULTIROW_MAX_ROWS rows, in one transaction, sent without waiting for each answer (psycopg's pipeline
-mode): a median of 46 ms for 1,000 real answers, where SQLAlchemy's executemany took 62 ms. The price: a connection used within the last KEPT_IDLE_SECONDS is not pinged,
-so after a restart of the server the next commit of each writer thread fails (503, nothing stored)
-and gives its connection up; the one after it is made on a new connection. Retrying is not safe: a
-commit that failed on its way back may have been stored.
+MULTIROW_MAX_ROWS rows, in one transaction, sent without waiting for each answer (psycopg's
+pipeline mode): a median of 46 ms for 1,000 real answers, where SQLAlchemy's executemany took 62 ms.
+The price: a connection used within the last KEPT_IDLE_SECONDS is not pinged, so after a restart of
+the server the next commit of each writer thread fails (503, nothing stored) and gives its
+connection up; the one after it is made on a new connection. Retrying is not safe: a commit that
+failed on its way back may have been stored.
 """
 
 from __future__ import annotations
