@@ -17,7 +17,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
 from app.cli import migrate
 from app.db import make_engine
@@ -77,7 +77,8 @@ def test_a_response_given_as_utf8_bytes_is_stored_as_that_text(database_url):
     good["response"] = text.encode()
     bad["response"] = b'{"x":"\xff\xfe"}'
     writer.submit([good]).result(timeout=10)
-    with pytest.raises(Exception):  # noqa: B017 - SQLite's UnicodeDecodeError, PostgreSQL's DataError
+    # SQLite: the bind's UnicodeDecodeError; PostgreSQL: convert_from's refusal (DataError).
+    with pytest.raises(StatementError, match="(?i)utf-?8"):
         writer.submit([bad]).result(timeout=10)
     writer.submit([other]).result(timeout=10)
     column_type = "typeof(response)" if engine.dialect.name == "sqlite" else "pg_typeof(response)::text"
