@@ -78,7 +78,7 @@ def test_a_response_given_as_utf8_bytes_is_stored_as_that_text(database_url):
     bad["response"] = b'{"x":"\xff\xfe"}'
     writer.submit([good]).result(timeout=10)
     # SQLite: the bind's UnicodeDecodeError; PostgreSQL: convert_from's refusal (DataError).
-    with pytest.raises(StatementError, match="(?i)utf-?8"):
+    with pytest.raises(StatementError, match=r"(?i)utf-?8"):
         writer.submit([bad]).result(timeout=10)
     writer.submit([other]).result(timeout=10)
     column_type = "typeof(response)" if engine.dialect.name == "sqlite" else "pg_typeof(response)::text"
